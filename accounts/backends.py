@@ -1,0 +1,30 @@
+"""Authentication backend: log in with a username or an email address, regardless of case."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.db.models import Q
+
+
+class UsernameOrEmailBackend(ModelBackend):
+    """ModelBackend that accepts the email in place of the username.
+
+    Unknown users still run the password hasher once (ModelBackend's own defence), so the
+    response time does not tell which usernames exist.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is None or password is None:
+            return None
+        User = get_user_model()
+        lookup = Q(username__iexact=username)
+        if "@" in username:
+            lookup |= Q(email__iexact=username)
+        # A username match wins over someone else's email that happens to read the same.
+        candidates = sorted(User._default_manager.filter(lookup)[:2], key=lambda u: u.username.lower() != username.lower())
+        user = candidates[0] if candidates else None
+        if user is None:
+            User().set_password(password)
+            return None
+        if user.check_password(password) and self.user_can_authenticate(user):
+            return user
+        return None

@@ -1,0 +1,113 @@
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager):
+    """Creates users; looks them up by username regardless of case."""
+
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username):
+        return self.get(username__iexact=username)
+
+    def _create(self, username, email, password, **extra_fields):
+        if not username:
+            raise ValueError("A username is required.")
+        user = self.model(username=username, email=self.normalize_email(email), **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, username, email="", password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create(username, email, password, **extra_fields)
+
+    def create_superuser(self, username, email="", password=None, **extra_fields):
+        extra_fields.update(is_staff=True, is_superuser=True)
+        return self._create(username, email, password, **extra_fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """An account. Username and email are unique regardless of case."""
+
+    username = models.CharField(
+        max_length=150,
+        validators=[UnicodeUsernameValidator()],
+        help_text="Letters, digits and @/./+/-/_ only. Unique regardless of case.",
+    )
+    email = models.EmailField(max_length=254, blank=True)
+    name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="Admins may use the admin site and the users API.")
+    date_joined = models.DateTimeField(default=timezone.now)
+    # Tokens issued before this instant are rejected whatever their session says.
+    tokens_valid_after = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique"),
+            # Empty emails (users created from the CLI without one) do not collide.
+            models.UniqueConstraint(
+                Lower("email"), name="accounts_user_email_ci_unique", condition=~models.Q(email="")
+            ),
+        ]
+
+    def __str__(self):
+        return self.username
+
+    @property
+    def is_admin(self) -> bool:
+        return self.is_staff
+
+
+class AuthSession(models.Model):
+    """One login: every access and refresh token it issues carries its id and dies with it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="auth_sessions")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    # Moves forward with each refresh; after it, no token of the session is valid.
+    expires_at = models.DateTimeField()
+    user_agent = models.CharField(max_length=512, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "revoked_at", "expires_at"], name="accounts_session_user_active")]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.user} session {self.id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class RefreshTokenRecord(models.Model):
+    """A refresh token issued for a session, by its `jti` only; the raw token is never stored."""
+
+    jti = models.CharField(max_length=64, unique=True)
+    session = models.ForeignKey(AuthSession, on_delete=models.CASCADE, related_name="refresh_tokens")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    # Set once, atomically, when the token is exchanged; a second use is theft.
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.jti

@@ -1,0 +1,17 @@
+"""Reads of the accounts app."""
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import AuthSession, User
+
+
+def auth_session_active_list(*, user: User) -> QuerySet[AuthSession]:
+    """The user's sessions that can still authenticate, newest first."""
+    return AuthSession.objects.filter(user=user, revoked_at__isnull=True, expires_at__gt=timezone.now()).order_by(
+        "-created_at"
+    )
+
+
+def user_list() -> QuerySet[User]:
+    return User.objects.order_by("id")

@@ -1,0 +1,21 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from accounts import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("auth/sessions", views.SessionViewSet, basename="session")
+router.register("users", views.UserAdminViewSet, basename="user")
+
+urlpatterns = [
+    path("auth/register", views.RegisterView.as_view(), name="register"),
+    path("auth/login", views.LoginView.as_view(), name="login"),
+    path("auth/token", views.OAuth2TokenView.as_view(), name="token"),
+    path("auth/refresh", views.RefreshView.as_view(), name="refresh"),
+    path("auth/logout", views.LogoutView.as_view(), name="logout"),
+    path("auth/logout-all", views.LogoutAllView.as_view(), name="logout-all"),
+    path("auth/me", views.MeView.as_view(), name="me"),
+    path("auth/validate", views.ValidateView.as_view(), name="validate"),
+    path("auth/password/change", views.PasswordChangeView.as_view(), name="password-change"),
+    *router.urls,
+]

@@ -1,0 +1,232 @@
+"""Accounts endpoints: thin views over accounts.services and accounts.selectors."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.permissions import HasCredential, HasJWT, IsAdmin
+from accounts.serializers import (
+    AdminUserSerializer,
+    AdminUserUpdateSerializer,
+    LoginSerializer,
+    LogoutSerializer,
+    MeSerializer,
+    MeUpdateSerializer,
+    OAuth2PasswordSerializer,
+    PasswordChangeSerializer,
+    RefreshSerializer,
+    RegisteredUserSerializer,
+    RegisterSerializer,
+    SessionSerializer,
+    TokenPairSerializer,
+    ValidateResponseSerializer,
+)
+from accounts.tokens import SessionAccessToken
+from accounts.throttling import AddressRateThrottle, UsernameRateThrottle
+from config.parsers import SafeJSONParser
+from config.requests import client_ip
+from config.views import PublicAPIView
+
+AUTH_TAG = ["auth"]
+
+
+class _CredentialEndpoint(PublicAPIView):
+    throttle_classes = [AddressRateThrottle, UsernameRateThrottle]
+
+
+@extend_schema(tags=AUTH_TAG)
+class RegisterView(_CredentialEndpoint):
+    """Create an account. Usernames and emails are unique regardless of case."""
+
+    throttle_scope = "register"
+
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: RegisteredUserSerializer, 400: OpenApiResponse(description="Invalid or weak password"), 409: OpenApiResponse(description="Username or email taken")},
+        auth=[],
+    )
+    def post(self, request):
+        incoming = RegisterSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        user = services.user_create(**incoming.validated_data)
+        return Response(RegisteredUserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+def _login(request, *, username: str, password: str) -> Response:
+    pair = services.auth_login(
+        username=username,
+        password=password,
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        ip_address=client_ip(request),
+        request=request,
+    )
+    return Response(TokenPairSerializer(pair).data)
+
+
+@extend_schema(tags=AUTH_TAG)
+class LoginView(_CredentialEndpoint):
+    """Log in with a username (or email) and password; JSON or form-encoded."""
+
+    throttle_scope = "login"
+
+    @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer, 401: OpenApiResponse(description="Incorrect username or password")}, auth=[])
+    def post(self, request):
+        incoming = LoginSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        return _login(request, **incoming.validated_data)
+
+
+@extend_schema(tags=AUTH_TAG)
+class OAuth2TokenView(_CredentialEndpoint):
+    """OAuth2 password grant (form-encoded), as used by Swagger UI's Authorize dialog."""
+
+    throttle_scope = "login"
+    parser_classes = [FormParser, MultiPartParser, SafeJSONParser]
+
+    @extend_schema(request={"application/x-www-form-urlencoded": OAuth2PasswordSerializer}, responses={200: TokenPairSerializer}, auth=[])
+    def post(self, request):
+        incoming = OAuth2PasswordSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        return _login(request, username=incoming.validated_data["username"], password=incoming.validated_data["password"])
+
+
+@extend_schema(tags=AUTH_TAG)
+class RefreshView(_CredentialEndpoint):
+    """Exchange a refresh token for a new pair; the old refresh token stops working."""
+
+    throttle_scope = "refresh"
+
+    @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, auth=[])
+    def post(self, request):
+        incoming = RefreshSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        pair = services.auth_refresh(refresh_token=incoming.validated_data["refresh_token"])
+        return Response(TokenPairSerializer(pair).data)
+
+
+@extend_schema(tags=AUTH_TAG)
+class LogoutView(APIView):
+    """End the calling session: its access and refresh tokens are rejected from now on."""
+
+    permission_classes = [IsAuthenticated, HasJWT]
+
+    @extend_schema(request=LogoutSerializer, responses={204: None})
+    def post(self, request):
+        incoming = LogoutSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        services.auth_logout(
+            user=request.user,
+            session_id=request.auth.session_id,
+            refresh_token=incoming.validated_data.get("refresh_token"),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG)
+class LogoutAllView(APIView):
+    """End every session of the caller: every token issued so far is rejected."""
+
+    permission_classes = [IsAuthenticated, HasJWT]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        services.auth_logout_all(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG)
+class MeView(APIView):
+    """The caller's account."""
+
+    @extend_schema(responses=MeSerializer)
+    def get(self, request):
+        return Response(MeSerializer(request.user).data)
+
+    @extend_schema(request=MeUpdateSerializer, responses=MeSerializer)
+    def patch(self, request):
+        incoming = MeUpdateSerializer(data=request.data, partial=True)
+        incoming.is_valid(raise_exception=True)
+        user = services.user_update(user=request.user, **incoming.validated_data)
+        return Response(MeSerializer(user).data)
+
+
+@extend_schema(tags=AUTH_TAG)
+class ValidateView(APIView):
+    """Check the credential this request carries, and tell whose it is and until when it is valid."""
+
+    permission_classes = [IsAuthenticated, HasCredential]
+
+    @extend_schema(request=None, responses=ValidateResponseSerializer)
+    def post(self, request):
+        return Response(
+            ValidateResponseSerializer(
+                {
+                    "valid": True,
+                    "user_id": request.user.id,
+                    "username": request.user.username,
+                    "auth": request.auth.scheme,
+                    "expires_at": request.auth.expires_at,
+                }
+            ).data
+        )
+
+
+@extend_schema(tags=AUTH_TAG)
+class PasswordChangeView(APIView):
+    """Change the password; every other session of the caller is revoked."""
+
+    permission_classes = [IsAuthenticated, HasJWT]
+
+    @extend_schema(request=PasswordChangeSerializer, responses={204: None})
+    def post(self, request):
+        incoming = PasswordChangeSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        services.user_password_change(user=request.user, keep_session_id=request.auth.session_id, **incoming.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG)
+class SessionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The caller's active login sessions; deleting one revokes its tokens."""
+
+    serializer_class = SessionSerializer
+    permission_classes = [IsAuthenticated, HasJWT]
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def get_queryset(self):
+        return selectors.auth_session_active_list(user=self.request.user)
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if isinstance(self.request.auth, SessionAccessToken):
+            context["current_session_id"] = self.request.auth.session_id
+        return context
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        services.auth_session_revoke(session=self.get_object(), reason="deleted_by_user")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["users"])
+class UserAdminViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Admins list and manage accounts; deactivating one makes its tokens and keys fail at once."""
+
+    serializer_class = AdminUserSerializer
+    permission_classes = [IsAuthenticated, IsAdmin]
+    queryset = selectors.user_list()
+    http_method_names = ["get", "patch", "head", "options"]
+
+    @extend_schema(request=AdminUserUpdateSerializer, responses=AdminUserSerializer)
+    def partial_update(self, request, pk=None):
+        incoming = AdminUserUpdateSerializer(data=request.data, partial=True)
+        incoming.is_valid(raise_exception=True)
+        changes = dict(incoming.validated_data)
+        if "is_admin" in changes:
+            changes["is_staff"] = changes.pop("is_admin")
+        user = services.user_update(user=self.get_object(), **changes)
+        return Response(AdminUserSerializer(user).data)

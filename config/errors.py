@@ -1,0 +1,36 @@
+"""Errors that services raise; `config.exceptions.api_exception_handler` maps them to HTTP."""
+
+# The challenge every 401 carries (RFC 9110 §11.6.1).
+WWW_AUTHENTICATE = 'Bearer realm="api"'
+
+
+class ServiceError(Exception):
+    """Base of the project's errors: a message for the client and the status it maps to."""
+
+    status_code = 400
+    default_detail = "Invalid request."
+
+    def __init__(self, detail: str | None = None):
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class Conflict(ServiceError):
+    """The request clashes with the current state (a taken username, a task already running)."""
+
+    status_code = 409
+    default_detail = "Conflict with the current state of the resource."
+
+
+class AuthenticationError(ServiceError):
+    """Credentials are missing, wrong, expired or revoked."""
+
+    status_code = 401
+    default_detail = "Invalid or expired credentials."
+
+
+class NotFound(ServiceError):
+    """The object does not exist, or is not the caller's to see."""
+
+    status_code = 404
+    default_detail = "Not found."

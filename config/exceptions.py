@@ -1,0 +1,35 @@
+"""One exception handler for the API: every error becomes a DRF-shaped 4xx body."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler
+
+from config.errors import WWW_AUTHENTICATE, ServiceError
+
+
+class _ServiceAPIException(exceptions.APIException):
+    def __init__(self, error: ServiceError):
+        self.status_code = error.status_code
+        super().__init__(detail=error.detail)
+
+
+def _django_validation_detail(error: DjangoValidationError):
+    if hasattr(error, "error_dict"):
+        return {field or "non_field_errors": messages for field, messages in error.message_dict.items()}
+    return {"non_field_errors": error.messages}
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        exc = _ServiceAPIException(exc)
+    elif isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(_django_validation_detail(exc))
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = exception_handler(exc, context)
+    # Every 401 tells the client how to authenticate (RFC 9110 §11.6.1), including the
+    # ones raised by public endpoints such as login, which have no authenticator to ask.
+    if response is not None and response.status_code == status.HTTP_401_UNAUTHORIZED:
+        response.headers.setdefault("WWW-Authenticate", WWW_AUTHENTICATE)
+    return response

@@ -1,0 +1,17 @@
+"""Helpers for reading facts about the client from a request."""
+
+from rest_framework.throttling import BaseThrottle
+
+
+def client_ip(request) -> str | None:
+    """The client's address, trusting X-Forwarded-For only as far as NUM_PROXIES allows (as DRF's throttles do)."""
+    return BaseThrottle().get_ident(request) or None
+
+
+def bearer_token(request) -> str | None:
+    """The credential of an `Authorization: Bearer ...` header (scheme in any case), else None."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credential.strip() or None

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from config import views
+
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("hello", views.HelloView.as_view(), name="hello"),
+    path("hello/protected", views.ProtectedHelloView.as_view(), name="hello-protected"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api", views.APIIndexView.as_view(), name="api-index"),
+    path("health", views.HealthView.as_view(), name="health"),
+    path("health/live", views.LivenessView.as_view(), name="health-live"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("admin/", admin.site.urls),
+]

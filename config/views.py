@@ -1,0 +1,80 @@
+"""Service endpoints that belong to no app: health, API index, hello."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config import health
+
+
+class PublicAPIView(APIView):
+    """A public endpoint: no authentication is attempted, so a stale token cannot make it fail."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+
+class HealthView(PublicAPIView):
+    """Readiness: 200 when the database, the cache and the broker answer, else 503 naming the failure."""
+
+    @extend_schema(tags=["service"], responses={200: dict, 503: dict})
+    def get(self, request):
+        checks = health.run_checks()
+        healthy = all(result == "ok" for result in checks.values())
+        return Response(
+            {"status": "ok" if healthy else "error", "checks": checks},
+            status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+
+class LivenessView(PublicAPIView):
+    """Liveness: 200 while the process serves requests; touches no dependency."""
+
+    @extend_schema(tags=["service"], responses={200: dict})
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
+class APIIndexView(PublicAPIView):
+    """Name and version of the service, and where its documentation lives."""
+
+    @extend_schema(tags=["service"], responses={200: dict})
+    def get(self, request):
+        return Response(
+            {
+                "name": "Gatehouse",
+                "version": settings.SPECTACULAR_SETTINGS["VERSION"],
+                "docs": request.build_absolute_uri("/docs"),
+            }
+        )
+
+
+class HelloView(PublicAPIView):
+    """Public greeting, for checking that the service answers."""
+
+    @extend_schema(
+        tags=["hello"], responses=inline_serializer("Hello", {"message": serializers.CharField()})
+    )
+    def get(self, request):
+        return Response({"message": "Hello, World!"})
+
+
+class ProtectedHelloView(APIView):
+    """Greeting for an authenticated caller (JWT, API key or session)."""
+
+    @extend_schema(
+        tags=["hello"],
+        responses=inline_serializer(
+            "ProtectedHello",
+            {
+                "message": serializers.CharField(),
+                "user_id": serializers.IntegerField(),
+                "protected": serializers.BooleanField(),
+            },
+        ),
+    )
+    def get(self, request):
+        return Response({"message": f"Hello, {request.user.username}!", "user_id": request.user.id, "protected": True})

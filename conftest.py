@@ -1,0 +1,139 @@
+"""Fixtures shared by every app's tests, and the service markers.
+
+A test that needs a real service carries its marker (postgres, redis, worker, browser).
+Where the service is missing it is skipped with the reason; with
+GATEHOUSE_REQUIRE_SERVICES=1 (set by CI) the same test fails instead, so CI never
+passes on skipped work.
+"""
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts import services as account_services
+from accounts.models import User
+
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def _postgres_missing():
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        return "needs PostgreSQL: set DATABASE_URL=postgres://..."
+    return None
+
+
+def _redis_missing():
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return "needs Redis: set REDIS_URL=redis://..."
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        return f"Redis at {url} does not answer: {error}"
+    return None
+
+
+def _browser_missing():
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return None if path else "needs Chromium: install Debian's chromium or set CHROMIUM_PATH"
+
+
+def _worker_missing():
+    # The worker is another process: it must see the test database, which SQLite's
+    # in-memory test database is not.
+    return _postgres_missing()
+
+
+SERVICE_CHECKS = {
+    "postgres": _postgres_missing,
+    "redis": _redis_missing,
+    "browser": _browser_missing,
+    "worker": _worker_missing,
+}
+
+
+def pytest_runtest_setup(item):
+    for marker, check in SERVICE_CHECKS.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        reason = check()
+        if reason is None:
+            continue
+        if os.environ.get("GATEHOUSE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"[{marker}] {reason} (GATEHOUSE_REQUIRE_SERVICES=1 forbids skipping)", pytrace=False)
+        pytest.skip(f"[{marker}] {reason}")
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Throttle counters and cached sessions must not leak from one test into the next."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def password():
+    return TEST_PASSWORD
+
+
+@pytest.fixture
+def make_user(db):
+    counter = iter(range(1, 10_000))
+
+    def make(username=None, password=TEST_PASSWORD, **extra):
+        n = next(counter)
+        username = username or f"user{n}"
+        extra.setdefault("email", f"{username}@example.com")
+        return User.objects.create_user(username=username, password=password, **extra)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice", name="Alice")
+
+
+@pytest.fixture
+def other_user(make_user):
+    return make_user("bob", name="Bob")
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def login():
+    """Log a user in through the service; returns its TokenPair (str(pair.access) is the bearer token)."""
+
+    def do_login(user, password=TEST_PASSWORD):
+        return account_services.auth_login(username=user.username, password=password)
+
+    return do_login
+
+
+@pytest.fixture
+def client_for():
+    """An APIClient that sends the given bearer token (JWT or API key)."""
+
+    def make(token):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def auth_client(user, login, client_for):
+    """An APIClient authenticated as `user` with a fresh JWT access token."""
+    return client_for(login(user).access)
