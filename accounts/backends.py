@@ -20,7 +20,9 @@ class UsernameOrEmailBackend(ModelBackend):
         if "@" in username:
             lookup |= Q(email__iexact=username)
         # A username match wins over someone else's email that happens to read the same.
-        candidates = sorted(User._default_manager.filter(lookup)[:2], key=lambda u: u.username.lower() != username.lower())
+        candidates = sorted(
+            User._default_manager.filter(lookup)[:2], key=lambda u: u.username.lower() != username.lower()
+        )
         user = candidates[0] if candidates else None
         if user is None:
             User().set_password(password)

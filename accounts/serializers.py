@@ -10,7 +10,11 @@ from accounts.models import AuthSession, User
 def _password_field(**kwargs):
     # Passwords are taken verbatim: no trimming, no silent truncation (Argon2 has no 72-byte limit).
     return serializers.CharField(
-        write_only=True, trim_whitespace=False, max_length=settings.PASSWORD_MAX_LENGTH, style={"input_type": "password"}, **kwargs
+        write_only=True,
+        trim_whitespace=False,
+        max_length=settings.PASSWORD_MAX_LENGTH,
+        style={"input_type": "password"},
+        **kwargs,
     )
 
 

@@ -1,5 +1,6 @@
 """Accounts: every write and rule about users, login sessions and their tokens."""
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,7 +39,9 @@ def _ensure_identity_free(*, username: str | None = None, email: str | None = No
 
 def _validate_password(*, password: str, user: User) -> None:
     if len(password) > settings.PASSWORD_MAX_LENGTH:
-        raise ValidationError({"password": [f"Ensure this field has no more than {settings.PASSWORD_MAX_LENGTH} characters."]})
+        raise ValidationError(
+            {"password": [f"Ensure this field has no more than {settings.PASSWORD_MAX_LENGTH} characters."]}
+        )
     try:
         password_validation.validate_password(password, user=user)
     except ValidationError as error:
@@ -140,7 +143,9 @@ def _issue_tokens(*, session: AuthSession) -> TokenPair:
     return TokenPair(access=refresh.access_token, refresh=refresh)
 
 
-def auth_login(*, username: str, password: str, user_agent: str = "", ip_address: str | None = None, request=None) -> TokenPair:
+def auth_login(
+    *, username: str, password: str, user_agent: str = "", ip_address: str | None = None, request=None
+) -> TokenPair:
     """Check the credentials and open a session. One generic error whatever went wrong."""
     if len(password) > settings.PASSWORD_MAX_LENGTH:
         raise AuthenticationError(LOGIN_FAILED)
@@ -213,10 +218,9 @@ def auth_logout(*, user: User, session_id, refresh_token: str | None = None) -> 
     """End the calling session (and the refresh token's session too, if it is another of the user's)."""
     session_ids = {str(session_id)}
     if refresh_token:
-        try:
+        # An unusable refresh token needs no revoking.
+        with contextlib.suppress(TokenError):
             session_ids.add(SessionRefreshToken(refresh_token).session_id)
-        except TokenError:
-            pass  # an unusable refresh token needs no revoking
     for session in AuthSession.objects.filter(user=user, pk__in=session_ids):
         auth_session_revoke(session=session, reason="logout")
 

@@ -25,8 +25,8 @@ from accounts.serializers import (
     TokenPairSerializer,
     ValidateResponseSerializer,
 )
-from accounts.tokens import SessionAccessToken
 from accounts.throttling import AddressRateThrottle, UsernameRateThrottle
+from accounts.tokens import SessionAccessToken
 from config.parsers import SafeJSONParser
 from config.requests import client_ip
 from config.views import PublicAPIView
@@ -46,7 +46,11 @@ class RegisterView(_CredentialEndpoint):
 
     @extend_schema(
         request=RegisterSerializer,
-        responses={201: RegisteredUserSerializer, 400: OpenApiResponse(description="Invalid or weak password"), 409: OpenApiResponse(description="Username or email taken")},
+        responses={
+            201: RegisteredUserSerializer,
+            400: OpenApiResponse(description="Invalid or weak password"),
+            409: OpenApiResponse(description="Username or email taken"),
+        },
         auth=[],
     )
     def post(self, request):
@@ -73,7 +77,11 @@ class LoginView(_CredentialEndpoint):
 
     throttle_scope = "login"
 
-    @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer, 401: OpenApiResponse(description="Incorrect username or password")}, auth=[])
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: TokenPairSerializer, 401: OpenApiResponse(description="Incorrect username or password")},
+        auth=[],
+    )
     def post(self, request):
         incoming = LoginSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -87,11 +95,17 @@ class OAuth2TokenView(_CredentialEndpoint):
     throttle_scope = "login"
     parser_classes = [FormParser, MultiPartParser, SafeJSONParser]
 
-    @extend_schema(request={"application/x-www-form-urlencoded": OAuth2PasswordSerializer}, responses={200: TokenPairSerializer}, auth=[])
+    @extend_schema(
+        request={"application/x-www-form-urlencoded": OAuth2PasswordSerializer},
+        responses={200: TokenPairSerializer},
+        auth=[],
+    )
     def post(self, request):
         incoming = OAuth2PasswordSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return _login(request, username=incoming.validated_data["username"], password=incoming.validated_data["password"])
+        return _login(
+            request, username=incoming.validated_data["username"], password=incoming.validated_data["password"]
+        )
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -185,7 +199,9 @@ class PasswordChangeView(APIView):
     def post(self, request):
         incoming = PasswordChangeSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        services.user_password_change(user=request.user, keep_session_id=request.auth.session_id, **incoming.validated_data)
+        services.user_password_change(
+            user=request.user, keep_session_id=request.auth.session_id, **incoming.validated_data
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

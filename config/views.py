@@ -55,9 +55,7 @@ class APIIndexView(PublicAPIView):
 class HelloView(PublicAPIView):
     """Public greeting, for checking that the service answers."""
 
-    @extend_schema(
-        tags=["hello"], responses=inline_serializer("Hello", {"message": serializers.CharField()})
-    )
+    @extend_schema(tags=["hello"], responses=inline_serializer("Hello", {"message": serializers.CharField()}))
     def get(self, request):
         return Response({"message": "Hello, World!"})
 

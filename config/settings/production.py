@@ -9,7 +9,9 @@ DEBUG = env.bool("DEBUG", default=False)
 # Refuse to start on the generated development secret: every replica must share one.
 SECRET_KEY = env("SECRET_KEY", default="")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set in production (DJANGO_SETTINGS_MODULE=config.settings.production).")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set in production (DJANGO_SETTINGS_MODULE=config.settings.production)."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 
 # DATABASES: keep connections open across requests. Opening a PostgreSQL connection per

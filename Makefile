@@ -1,0 +1,31 @@
+# Gatehouse developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: help install run test lint format
+
+help:  ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements/base.txt requirements/dev.txt requirements/prod.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/dev.txt -r requirements/prod.txt
+	touch $@
+
+install: $(BIN)/.installed  ## Create .venv and install the pinned requirements
+
+run: install  ## Set up (migrate) and run the service on its embedded defaults: API on :8000, worker, beat
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./scripts/dev
+
+test: install  ## Run the test suite (uses DATABASE_URL / REDIS_URL when set)
+	$(BIN)/pytest
+
+lint: install  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
