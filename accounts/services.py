@@ -241,10 +241,11 @@ def _session_cache_key(session_id) -> str:
 
 
 def _forget_cached(*, session_ids) -> None:
-    """Drop cached sessions once the change is committed: deleting earlier would let a
-    concurrent request cache the pre-change row again."""
+    """Drop cached sessions now, and again once the change is committed: a concurrent
+    request may cache the pre-change row in between."""
     keys = [_session_cache_key(pk) for pk in session_ids]
     if keys and settings.AUTH_SESSION_CACHE_SECONDS:
+        cache.delete_many(keys)
         transaction.on_commit(lambda: cache.delete_many(keys))
 
 

@@ -5,6 +5,8 @@ settings `<scope>_address` and `<scope>_username` in DEFAULT_THROTTLE_RATES (a s
 without one of them is not limited that way). 429 responses carry Retry-After.
 """
 
+import hashlib
+
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -44,4 +46,6 @@ class UsernameRateThrottle(_ScopedThrottle):
         username = data.get("username") or data.get("username_or_email")
         if not isinstance(username, str) or not username:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": username.strip().lower()[:254]}
+        # Hashed: a username may hold characters some cache backends reject in keys.
+        ident = hashlib.sha256(username.strip().lower().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -6,6 +6,7 @@ from config import views
 
 api_v1 = [
     path("", include("accounts.urls")),
+    path("", include("posts.urls")),
     path("hello", views.HelloView.as_view(), name="hello"),
     path("hello/protected", views.ProtectedHelloView.as_view(), name="hello-protected"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

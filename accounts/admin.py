@@ -1,0 +1,72 @@
+"""Admin screens for users and login sessions; actions call the same services as the API."""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+
+from accounts import services
+from accounts.models import AuthSession, User
+
+
+class UserCreationForm(AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ("username", "email")
+
+
+class UserEditForm(UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = UserEditForm
+    add_form = UserCreationForm
+    list_display = ("username", "email", "name", "is_active", "is_staff", "date_joined", "last_login")
+    list_filter = ("is_active", "is_staff", "is_superuser", "date_joined")
+    search_fields = ("username", "email", "name")
+    ordering = ("-date_joined",)
+    readonly_fields = ("date_joined", "last_login", "tokens_valid_after")
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Profile", {"fields": ("name", "email")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("date_joined", "last_login", "tokens_valid_after")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),)
+    actions = ["deactivate_and_revoke"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # Deactivation from the edit form must end the sessions exactly as the API does.
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            services.user_deactivate(user=obj)
+
+    @admin.action(description="Deactivate selected users and revoke their sessions")
+    def deactivate_and_revoke(self, request, queryset):
+        for user in queryset:
+            services.user_deactivate(user=user)
+        self.message_user(request, f"Deactivated {len(queryset)} user(s); their tokens no longer work.", messages.SUCCESS)
+
+
+@admin.register(AuthSession)
+class AuthSessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "created_at", "last_seen", "expires_at", "ip_address", "revoked_at", "revoked_reason")
+    list_filter = ("revoked_reason", ("revoked_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("user__username", "user__email", "ip_address")
+    list_select_related = ("user",)
+    readonly_fields = [field.name for field in AuthSession._meta.fields]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # sessions are opened by logging in
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke selected sessions")
+    def revoke(self, request, queryset):
+        for session in queryset:
+            services.auth_session_revoke(session=session, reason="revoked_by_admin")
+        self.message_user(request, f"Revoked {len(queryset)} session(s).", messages.SUCCESS)

@@ -1,0 +1,137 @@
+"""API keys: every write and rule about them. The API, the admin and the CLI all call these."""
+
+import ipaddress
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apikeys import keys
+from apikeys.models import APIKey
+from apikeys.selectors import api_key_active_count
+from config.errors import AuthenticationError, ServiceError
+
+logger = logging.getLogger(__name__)
+
+NAME_MAX_LENGTH = APIKey._meta.get_field("name").max_length
+EXPIRES_DAYS_MIN, EXPIRES_DAYS_MAX = 1, 3650
+
+KEY_INVALID = "Invalid API key."
+KEY_MALFORMED = "Malformed API key."
+KEY_REVOKED = "API key has been revoked."
+KEY_EXPIRED = "API key has expired."
+
+
+class KeyLimitReached(ServiceError):
+    """The owner already has as many active keys as API_KEYS_MAX_ACTIVE_PER_USER allows."""
+
+
+def _validate(*, name: str, expires_days: int | None) -> str:
+    errors = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = ["This field may not be blank."]
+    elif len(name) > NAME_MAX_LENGTH:
+        errors["name"] = [f"Ensure this field has no more than {NAME_MAX_LENGTH} characters."]
+    if expires_days is not None and not (
+        isinstance(expires_days, int) and EXPIRES_DAYS_MIN <= expires_days <= EXPIRES_DAYS_MAX
+    ):
+        errors["expires_days"] = [f"Must be between {EXPIRES_DAYS_MIN} and {EXPIRES_DAYS_MAX} days, or null."]
+    if errors:
+        raise ValidationError(errors)
+    return name
+
+
+def api_key_ensure_capacity(*, user) -> None:
+    """Raise KeyLimitReached (400) when the user may not hold another active key."""
+    limit = settings.API_KEYS_MAX_ACTIVE_PER_USER
+    if limit and api_key_active_count(user=user) >= limit:
+        raise KeyLimitReached(
+            f"You already have {limit} active API keys, the most allowed. Revoke one you no longer use first."
+        )
+
+
+@transaction.atomic
+def api_key_create(*, user, name: str, expires_days: int | None = None) -> tuple[APIKey, str]:
+    """Create a key for `user`; returns (key, plaintext). The plaintext is not stored: show it once."""
+    name = _validate(name=name, expires_days=expires_days)
+    # Lock the owner's row so that concurrent creations cannot both pass the cap check.
+    get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
+    api_key_ensure_capacity(user=user)
+    plaintext = keys.generate()
+    now = timezone.now()
+    key = APIKey.objects.create(
+        owner=user,
+        name=name,
+        prefix=keys.display_prefix(plaintext),
+        key_hash=keys.hash_key(plaintext),
+        expires_at=now + timedelta(days=expires_days) if expires_days else None,
+    )
+    logger.info("API key %s (%s) created for user %s", key.pk, key.prefix, user.pk)
+    return key, plaintext
+
+
+def api_key_revoke(*, key: APIKey, by=None) -> APIKey:
+    """Revoke a key: it is rejected from the next request on. Revoking twice is harmless."""
+    if key.revoked_at is None:
+        now = timezone.now()
+        # Conditional UPDATE: of two concurrent revocations, the first one's time stands.
+        if APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
+            logger.info("API key %s (%s) revoked by %s", key.pk, key.prefix, getattr(by, "pk", "system"))
+        key.refresh_from_db(fields=["revoked_at"])
+    return key
+
+
+# AUTHENTICATING A REQUEST
+# ------------------------------------------------------------------------------
+
+
+def _touch(key: APIKey, *, ip_address: str | None) -> None:
+    """Record last use at most once per AUTH_LAST_SEEN_RESOLUTION_SECONDS, with one conditional UPDATE.
+
+    The WHERE clause makes concurrent requests of the same key write once between them,
+    and the check before it makes most requests write nothing at all.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.AUTH_LAST_SEEN_RESOLUTION_SECONDS)
+    if key.last_used is not None and key.last_used > cutoff:
+        return
+    ip_address = _valid_ip(ip_address)
+    APIKey.objects.filter(Q(last_used__isnull=True) | Q(last_used__lte=cutoff), pk=key.pk).update(
+        last_used=now, last_used_ip=ip_address
+    )
+    key.last_used, key.last_used_ip = now, ip_address
+
+
+def _valid_ip(value: str | None) -> str | None:
+    # The address may come from X-Forwarded-For (NUM_PROXIES): never let a forged one reach an inet column.
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
+
+
+def api_key_authenticate(*, raw_key: str, ip_address: str | None = None) -> APIKey:
+    """The active key for `raw_key`, its owner joined (`key.owner`). Raises AuthenticationError otherwise.
+
+    Malformed keys (wrong length, alphabet or checksum) are rejected before any query; a
+    well-formed key costs one query on the unique hash index, joined to the owner, plus an
+    UPDATE at most once a minute. Nothing is cached, so revocation and owner deactivation
+    take effect on the very next request.
+    """
+    if not keys.is_well_formed(raw_key):
+        raise AuthenticationError(KEY_MALFORMED)
+    key = APIKey.objects.select_related("owner").filter(key_hash=keys.hash_key(raw_key)).first()
+    if key is None or not key.owner.is_active:
+        raise AuthenticationError(KEY_INVALID)
+    if key.revoked_at is not None:
+        raise AuthenticationError(KEY_REVOKED)
+    if key.is_expired:
+        raise AuthenticationError(KEY_EXPIRED)
+    _touch(key, ip_address=ip_address)
+    return key

@@ -1,0 +1,420 @@
+"""Benchmark harness shared by the bench/ scripts: run Gatehouse the production way and load it with wrk.
+
+    from harness import start_server, run_wrk
+
+    with start_server({"SOME_SETTING": "value"}) as server:
+        status, body = server.request("POST", "/api/v1/auth/login", {"username": "u", "password": "p"})
+        result = run_wrk(server.url("/api/v1/hello"), headers={"Accept": "application/json"})
+        print(result["rps"], result["p50_ms"], result["p99_ms"])
+
+`start_server` creates the PostgreSQL database if it is missing, migrates, collects static
+files, starts gunicorn with `config.settings.production` (DEBUG off) and waits until
+`/health/live` answers; leaving the block stops gunicorn. `run_wrk` runs wrk with
+`--latency` and parses requests/s and the 50th/99th latency percentiles. Both use only the
+standard library plus psycopg (already a dependency of the project), so run the scripts
+with the project's virtualenv: `.venv/bin/python bench/<script>.py`.
+
+Environment variables (all optional):
+
+    BENCH_DATABASE_URL   postgres://postgres@127.0.0.1:5432/gatehouse_bench
+    BENCH_REDIS_URL      redis://127.0.0.1:6379/15 (cache, throttles, session cache, broker)
+    BENCH_PORT           8765
+    BENCH_WORKERS        gunicorn workers (default: number of CPUs)
+    BENCH_WORKER_CLASS   gunicorn worker class (default: sync)
+    BENCH_THREADS        threads per worker (gthread only; default 1)
+    WRK                  path of the wrk binary (default: wrk on PATH)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+BENCH_VAR = ROOT / "var" / "bench"
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/gatehouse_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+DEFAULT_PORT = 8765
+
+
+def _python() -> str:
+    venv_python = VENV_BIN / "python"
+    return str(venv_python) if venv_python.exists() else sys.executable
+
+
+def _gunicorn() -> str:
+    venv_gunicorn = VENV_BIN / "gunicorn"
+    found = str(venv_gunicorn) if venv_gunicorn.exists() else shutil.which("gunicorn")
+    if not found:
+        raise SystemExit("gunicorn is not installed: pip install -r requirements/prod.txt")
+    return found
+
+
+def _wrk() -> str:
+    found = shutil.which(os.environ.get("WRK", "wrk"))
+    if not found:
+        raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    return found
+
+
+# DATABASE
+# ------------------------------------------------------------------------------
+
+
+def ensure_database(database_url: str) -> None:
+    """Create the PostgreSQL database named in the URL if it does not exist yet."""
+    import psycopg  # the project's own driver; imported here so the parsers below need nothing
+
+    parsed = urllib.parse.urlsplit(database_url)
+    if not parsed.scheme.startswith("postgres"):
+        raise SystemExit(f"the benchmark runs on PostgreSQL; got {database_url!r}")
+    name = parsed.path.lstrip("/")
+    admin_url = urllib.parse.urlunsplit(parsed._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+# SERVER
+# ------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A running gunicorn serving Gatehouse; `request` and `manage` talk to it and its settings."""
+
+    base_url: str
+    env: dict[str, str]
+    process: subprocess.Popen
+    log_path: Path
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10,
+    ) -> tuple[int, object]:
+        """One JSON request; returns (status, decoded body or raw text). Never raises on an HTTP error status."""
+        return http_json(method, self.url(path), body=body, headers=headers, timeout=timeout)
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run `manage.py <args>` with the server's settings and environment (same database and Redis)."""
+        return subprocess.run(
+            [_python(), str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env=self.env,
+            check=check,
+            capture_output=True,
+            text=True,
+        )
+
+
+def server_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a production-settings server on local services; `overrides` win."""
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DEBUG": "false",
+        # A fresh secret per run: tokens are minted by this run anyway.
+        "SECRET_KEY": "bench-" + secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # wrk speaks plain HTTP to gunicorn directly; in production TLS ends at the proxy.
+        "SECURE_SSL_REDIRECT": "false",
+        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "VAR_DIR": str(BENCH_VAR),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(overrides or {})
+    return env
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def start_server(
+    env_overrides: Mapping[str, str] | None = None,
+    *,
+    port: int | None = None,
+    workers: int | None = None,
+    worker_class: str | None = None,
+    threads: int | None = None,
+    migrate: bool = True,
+    collectstatic: bool = True,
+    ready_timeout: float = 60,
+) -> Iterator[Server]:
+    """Start gunicorn with production settings on 127.0.0.1 and yield a `Server`; stop it on exit.
+
+    Creates the database if needed and runs migrate (and collectstatic) first, as a deploy would.
+    """
+    env = server_env(env_overrides)
+    port = port or int(os.environ.get("BENCH_PORT", DEFAULT_PORT))
+    workers = workers or int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1))
+    worker_class = worker_class or os.environ.get("BENCH_WORKER_CLASS", "sync")
+    threads = threads or int(os.environ.get("BENCH_THREADS", 1))
+    if not _port_is_free(port):
+        raise SystemExit(f"port {port} is in use: set BENCH_PORT to a free port")
+
+    BENCH_VAR.mkdir(parents=True, exist_ok=True)
+    ensure_database(env["DATABASE_URL"])
+    steps = []
+    if migrate:
+        steps.append(["migrate", "--noinput", "-v", "0"])
+    if collectstatic:
+        steps.append(["collectstatic", "--noinput", "-v", "0"])
+    for step in steps:
+        done = subprocess.run(
+            [_python(), str(ROOT / "manage.py"), *step], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if done.returncode:
+            raise SystemExit(f"manage.py {' '.join(step)} failed:\n{done.stdout}{done.stderr}")
+
+    log_path = BENCH_VAR / f"gunicorn-{port}.log"
+    command = [
+        _gunicorn(),
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        worker_class,
+        "--threads",
+        str(threads),
+        "--timeout",
+        "30",
+        "--graceful-timeout",
+        "5",
+        "--error-logfile",
+        "-",
+    ]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(
+        base_url=f"http://127.0.0.1:{port}",
+        env=env,
+        process=process,
+        log_path=log_path,
+        description=f"gunicorn {worker_class} x{workers}" + (f" ({threads} threads)" if threads > 1 else ""),
+    )
+    try:
+        _wait_ready(server, ready_timeout)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_ready(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {server.process.returncode}:\n{_tail(server.log_path)}")
+        with contextlib.suppress(OSError):
+            status, _ = server.request("GET", "/health/live", timeout=2)
+            if status == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer /health/live within {timeout:.0f}s:\n{_tail(server.log_path)}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)  # the gunicorn master stops its workers
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# HTTP
+# ------------------------------------------------------------------------------
+
+
+def http_json(
+    method: str,
+    url: str,
+    *,
+    body: Mapping | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10,
+) -> tuple[int, object]:
+    """Send one request with a JSON body (if any); returns (status, JSON body or text)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (our own http URL)
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    text = raw.decode(errors="replace")
+    try:
+        return status, json.loads(text) if text else None
+    except ValueError:
+        return status, text
+
+
+# WRK
+# ------------------------------------------------------------------------------
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def _duration_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not match:
+        raise ValueError(f"unrecognised wrk duration {text!r}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def parse_wrk(output: str) -> dict:
+    """Parse `wrk --latency` output into {rps, p50_ms, p99_ms, requests, non_2xx, socket_errors}."""
+    percentiles = dict(re.findall(r"^\s+(\d+(?:\.\d+)?)%\s+(\S+)\s*$", output, re.MULTILINE))
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    total = re.search(r"^\s+(\d+) requests in", output, re.MULTILINE)
+    if not (rps and total and "50" in percentiles and "99" in percentiles):
+        raise ValueError(f"could not parse wrk output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": _duration_ms(percentiles["50"]),
+        "p99_ms": _duration_ms(percentiles["99"]),
+        "requests": int(total.group(1)),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": sum(int(n) for n in socket.groups()) if socket else 0,
+    }
+
+
+def run_wrk(
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    duration: float = 10,
+    connections: int = 8,
+    *,
+    threads: int = 1,
+    method: str = "GET",
+    body: str | bytes | None = None,
+    timeout: str = "10s",
+    allow_errors: bool = False,
+) -> dict:
+    """Load `url` with wrk and return {rps, p50_ms, p99_ms, requests, non_2xx, socket_errors, output}.
+
+    Any non-2xx/3xx response or socket error raises (a benchmark of 401s measures nothing),
+    unless allow_errors is set. `method`/`body` are sent through a generated wrk Lua script.
+    """
+    command = [
+        _wrk(),
+        "--latency",
+        "--threads",
+        str(max(1, min(threads, connections))),
+        "--connections",
+        str(connections),
+        "--duration",
+        f"{max(1, round(duration))}s",
+        "--timeout",
+        timeout,
+    ]
+    for name, value in (headers or {}).items():
+        command += ["--header", f"{name}: {value}"]
+    script = None
+    if method != "GET" or body is not None:
+        if isinstance(body, bytes):
+            body = body.decode()
+        lua = f"wrk.method = {json.dumps(method)}\n"
+        if body is not None:
+            lua += f"wrk.body = {json.dumps(body)}\n"  # a JSON string literal is a valid Lua string here
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+        script.write(lua)
+        script.close()
+        command += ["--script", script.name]
+    try:
+        done = subprocess.run([*command, url], capture_output=True, text=True, check=False)
+    finally:
+        if script is not None:
+            os.unlink(script.name)
+    if done.returncode:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    result = parse_wrk(done.stdout)
+    result["output"] = done.stdout
+    if not allow_errors and (result["non_2xx"] or result["socket_errors"]):
+        raise RuntimeError(f"{url}: {result['non_2xx']} non-2xx responses, {result['socket_errors']} socket errors")
+    return result
+
+
+def run_rounds(
+    scenarios: Mapping[str, Callable[[], dict]], rounds: int = 3, pause: float = 1.0
+) -> dict[str, dict]:
+    """Run every scenario `rounds` times, interleaved (A B C A B C ...) so that background load on a shared
+    machine hits all of them alike, and return each scenario's median figures plus the per-round rps."""
+    runs: dict[str, list[dict]] = {name: [] for name in scenarios}
+    for _ in range(rounds):
+        for name, scenario in scenarios.items():
+            runs[name].append(scenario())
+            time.sleep(pause)
+    summary = {}
+    for name, results in runs.items():
+        summary[name] = {
+            "rps": statistics.median(r["rps"] for r in results),
+            "p50_ms": statistics.median(r["p50_ms"] for r in results),
+            "p99_ms": statistics.median(r["p99_ms"] for r in results),
+            "rounds_rps": [r["rps"] for r in results],
+        }
+    return summary
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (readable in a terminal, pasteable into docs)."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row):
+        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"
+
+    separator = "| " + " | ".join("-" * w if i == 0 else "-" * (w - 1) + ":" for i, w in enumerate(widths)) + " |"
+    return "\n".join([line(cells[0]), separator, *(line(row) for row in cells[1:])])
