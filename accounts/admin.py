@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 
 from accounts import services
 from accounts.models import AuthSession, User
@@ -19,10 +19,21 @@ class UserEditForm(UserChangeForm):
         model = User
 
 
+class PasswordSetForm(AdminPasswordChangeForm):
+    """An admin setting a password ends every session of the user, as a password change does."""
+
+    def save(self, commit=True):
+        user = super().save(commit=commit)
+        if commit:
+            services.auth_sessions_revoke_all(user=user, reason="password_set_by_admin")
+        return user
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     form = UserEditForm
     add_form = UserCreationForm
+    change_password_form = PasswordSetForm
     list_display = ("username", "email", "name", "is_active", "is_staff", "date_joined", "last_login")
     list_filter = ("is_active", "is_staff", "is_superuser", "date_joined")
     search_fields = ("username", "email", "name")

@@ -111,14 +111,6 @@ def user_password_change(*, user: User, current_password: str, new_password: str
     auth_sessions_revoke_all(user=user, reason="password_changed", except_session_id=keep_session_id)
 
 
-def user_set_password(*, user: User, password: str) -> None:
-    """Set a password (CLI, admin) after validation, and end every session of the user."""
-    _validate_password(password=password, user=user)
-    user.set_password(password)
-    user.save(update_fields=["password"])
-    auth_sessions_revoke_all(user=user, reason="password_set")
-
-
 # LOGIN SESSIONS AND TOKENS
 # ------------------------------------------------------------------------------
 

@@ -80,3 +80,13 @@ def test_createsuperuser_works_with_the_custom_user(monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-enough-passphrase")
     call_command("createsuperuser", "--noinput", "--username", "root", "--email", "root@example.com", stdout=io.StringIO())
     assert User.objects.get(username="root").is_superuser
+
+
+def test_admin_setting_a_password_ends_the_users_sessions(admin_client, user, login, client_for):
+    token_client = client_for(login(user).access)
+    response = admin_client.post(
+        f"/admin/accounts/user/{user.pk}/password/",
+        {"password1": "a-fresh-admin-set-passphrase", "password2": "a-fresh-admin-set-passphrase"},
+    )
+    assert response.status_code == 302
+    assert token_client.get("/api/v1/auth/me").status_code == 401

@@ -1,0 +1,83 @@
+"""Settings are read at import, so each case runs Django in a fresh process with its own environment."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_django(code: str, tmp_path, **env):
+    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    environment.update(VAR_DIR=str(tmp_path / "var"), **env)
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60,
+    )
+
+
+def manage(*args, tmp_path, **env):
+    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    environment.update(VAR_DIR=str(tmp_path / "var"), **env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True,
+                          text=True, timeout=60)
+
+
+PRODUCTION = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "ALLOWED_HOSTS": "api.example.com"}
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path):
+    result = manage("check", tmp_path=tmp_path, **PRODUCTION)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_check_deploy_is_clean_and_keeps_connections(tmp_path):
+    env = {**PRODUCTION, "SECRET_KEY": secrets.token_urlsafe(50)}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path, **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = run_django(
+        "from django.conf import settings as s; d = s.DATABASES['default']; print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])",
+        tmp_path, **env,
+    )
+    assert shown.stdout.split() == ["600", "True"]
+
+
+def test_development_secret_is_generated_once(tmp_path):
+    show = "from django.conf import settings; print(settings.SECRET_KEY)"
+    first = run_django(show, tmp_path, DJANGO_SETTINGS_MODULE="config.settings.base")
+    second = run_django(show, tmp_path, DJANGO_SETTINGS_MODULE="config.settings.base")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout and len(first.stdout.strip()) >= 50
+    assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.fixture
+def rsa_key_files(tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = tmp_path / "jwt.pem"
+    public = tmp_path / "jwt.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+def test_rs256_tokens_sign_with_the_private_key_and_verify_with_the_public_one(tmp_path, rsa_key_files):
+    private, public = rsa_key_files
+    code = (
+        "import jwt; from accounts.tokens import SessionRefreshToken as R; r = R(); r['sid'] = 'x'; r['user_id'] = '1'; "
+        "t = str(r.access_token); print(jwt.get_unverified_header(t)['alg']); "
+        "from accounts.tokens import SessionAccessToken as A; print(A(t)['sid'])"
+    )
+    result = run_django(code, tmp_path, DJANGO_SETTINGS_MODULE="config.settings.base", JWT_ALGORITHM="RS256",
+                        JWT_PRIVATE_KEY_FILE=str(private), JWT_PUBLIC_KEY_FILE=str(public))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["RS256", "x"]
