@@ -58,7 +58,9 @@ class UserAdmin(DjangoUserAdmin):
     def deactivate_and_revoke(self, request, queryset):
         for user in queryset:
             services.user_deactivate(user=user)
-        self.message_user(request, f"Deactivated {len(queryset)} user(s); their tokens no longer work.", messages.SUCCESS)
+        self.message_user(
+            request, f"Deactivated {len(queryset)} user(s); their tokens no longer work.", messages.SUCCESS
+        )
 
 
 @admin.register(AuthSession)

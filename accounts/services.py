@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.models import AuthSession, RefreshTokenRecord, User
-from accounts.tokens import SessionAccessToken, SessionRefreshToken
+from accounts.tokens import SESSION_CLAIM, SessionAccessToken, SessionRefreshToken
 from config.errors import AuthenticationError, Conflict
 
 logger = logging.getLogger(__name__)
@@ -125,13 +125,16 @@ class TokenPair:
         return int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
 
 
+def _refresh_expiry():
+    return timezone.now() + settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+
+
 def _issue_tokens(*, session: AuthSession) -> TokenPair:
+    """A new access/refresh pair for the session; the refresh token is recorded by jti only."""
     refresh = SessionRefreshToken()
     refresh["user_id"] = str(session.user_id)
-    refresh["sid"] = str(session.pk)
-    expires_at = timezone.now() + settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
-    RefreshTokenRecord.objects.create(session=session, jti=refresh["jti"], expires_at=expires_at)
-    AuthSession.objects.filter(pk=session.pk).update(expires_at=expires_at)
+    refresh[SESSION_CLAIM] = str(session.pk)
+    RefreshTokenRecord.objects.create(session=session, jti=refresh["jti"], expires_at=session.expires_at)
     return TokenPair(access=refresh.access_token, refresh=refresh)
 
 
@@ -150,7 +153,7 @@ def auth_login(
             user=user,
             created_at=now,
             last_seen=now,
-            expires_at=now + settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"],
+            expires_at=_refresh_expiry(),
             user_agent=user_agent[:512],
             ip_address=ip_address,
         )
@@ -178,6 +181,9 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
             auth_session_revoke(session=session, reason="refresh_token_reuse")
         raise AuthenticationError(TOKEN_INVALID)
     with transaction.atomic():
+        # Each refresh extends the session: it lives as long as its newest refresh token.
+        session.expires_at = _refresh_expiry()
+        AuthSession.objects.filter(pk=session.pk).update(expires_at=session.expires_at)
         return _issue_tokens(session=session)
 
 
@@ -222,6 +228,29 @@ def auth_logout_all(*, user: User) -> None:
     """Reject every token of the user issued so far: revoke all sessions and move the cut-off."""
     User.objects.filter(pk=user.pk).update(tokens_valid_after=timezone.now())
     auth_sessions_revoke_all(user=user, reason="logout_all")
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    sessions: int
+    refresh_tokens: int
+
+
+@transaction.atomic
+def auth_records_prune(*, retention_days: int = 30) -> PruneReport:
+    """Delete what can no longer authenticate: refresh-token records past their expiry (a
+    replayed expired token fails on its signature, so reuse detection no longer needs them),
+    and sessions that ended more than `retention_days` ago (kept that long for audit)."""
+    now = timezone.now()
+    _, by_model = RefreshTokenRecord.objects.filter(expires_at__lt=now).delete()
+    cutoff = now - timedelta(days=retention_days)
+    ended = AuthSession.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff))
+    _, cascaded = ended.delete()
+    return PruneReport(
+        sessions=cascaded.get(AuthSession._meta.label, 0),
+        refresh_tokens=by_model.get(RefreshTokenRecord._meta.label, 0)
+        + cascaded.get(RefreshTokenRecord._meta.label, 0),
+    )
 
 
 # AUTHENTICATING A REQUEST

@@ -30,15 +30,22 @@ def test_admin_deactivate_action_revokes_sessions(admin_client, user, login, cli
 def test_admin_session_revoke_action(admin_client, user, login, client_for):
     pair = login(user)
     session = AuthSession.objects.get(pk=pair.access.session_id)
-    response = admin_client.post("/admin/accounts/authsession/", {"action": "revoke", "_selected_action": [session.pk]}, follow=True)
+    response = admin_client.post(
+        "/admin/accounts/authsession/", {"action": "revoke", "_selected_action": [session.pk]}, follow=True
+    )
     assert response.status_code == 200
     assert client_for(pair.access).get("/api/v1/auth/me").status_code == 401
 
 
 def test_admin_pages_render(admin_client, user, login):
     login(user)
-    for url in ["/admin/accounts/user/", f"/admin/accounts/user/{user.pk}/change/", "/admin/accounts/authsession/",
-                "/admin/accounts/user/?q=ali", "/admin/accounts/user/add/"]:
+    for url in [
+        "/admin/accounts/user/",
+        f"/admin/accounts/user/{user.pk}/change/",
+        "/admin/accounts/authsession/",
+        "/admin/accounts/user/?q=ali",
+        "/admin/accounts/user/add/",
+    ]:
         assert admin_client.get(url).status_code == 200, url
 
 
@@ -56,29 +63,55 @@ def run(command, *args, stdin=""):
 
 
 def test_create_user_reads_password_from_stdin():
-    out = run("create_user", "--username", "ops", "--email", "ops@example.com", "--admin", "--password-stdin",
-              stdin="a-long-enough-passphrase\n")
+    out = run(
+        "create_user",
+        "--username",
+        "ops",
+        "--email",
+        "ops@example.com",
+        "--admin",
+        "--password-stdin",
+        stdin="a-long-enough-passphrase\n",
+    )
     assert "Created admin 'ops'" in out
     user = User.objects.get(username="ops")
     assert user.is_staff and user.check_password("a-long-enough-passphrase")
 
 
-@pytest.mark.parametrize(("password", "message"), [("short", "too short"), ("a-long-enough-passphrase", "already registered")])
+@pytest.mark.parametrize(
+    ("password", "message"), [("short", "too short"), ("a-long-enough-passphrase", "already registered")]
+)
 def test_create_user_errors_are_one_line(user, password, message):
     with pytest.raises(CommandError, match=message):
-        run("create_user", "--username", "ALICE" if "already" in message else "newbie", "--password-stdin", stdin=password + "\n")
+        run(
+            "create_user",
+            "--username",
+            "ALICE" if "already" in message else "newbie",
+            "--password-stdin",
+            stdin=password + "\n",
+        )
 
 
 def test_setup_auth_creates_the_first_admin_once():
-    out = run("setup_auth", "--username", "boss", "--email", "boss@example.com", "--password-stdin", "--no-input",
-              stdin="a-long-enough-passphrase\n")
+    out = run(
+        "setup_auth",
+        "--username",
+        "boss",
+        "--email",
+        "boss@example.com",
+        "--password-stdin",
+        "--no-input",
+        stdin="a-long-enough-passphrase\n",
+    )
     assert "Created admin 'boss'" in out
     assert "already exists" in run("setup_auth", "--no-input")
 
 
 def test_createsuperuser_works_with_the_custom_user(monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-enough-passphrase")
-    call_command("createsuperuser", "--noinput", "--username", "root", "--email", "root@example.com", stdout=io.StringIO())
+    call_command(
+        "createsuperuser", "--noinput", "--username", "root", "--email", "root@example.com", stdout=io.StringIO()
+    )
     assert User.objects.get(username="root").is_superuser
 
 

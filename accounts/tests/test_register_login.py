@@ -49,7 +49,12 @@ def test_case_insensitive_uniqueness_is_a_database_constraint(user):
 
 @pytest.mark.parametrize(
     ("password", "reason"),
-    [("short1", "too short"), ("password123", "too common"), ("8675309123", "entirely numeric"), ("carol123", "similar")],
+    [
+        ("short1", "too short"),
+        ("password123", "too common"),
+        ("8675309123", "entirely numeric"),
+        ("carol123", "similar"),
+    ],
 )
 def test_weak_passwords_are_400(api_client, password, reason):
     response = register(api_client, password=password)
@@ -74,10 +79,19 @@ def test_invalid_registration_is_400_with_field_messages(api_client, body):
 
 @pytest.mark.parametrize(
     "raw",
-    ['{"username": ' * 5000 + "1" + "}" * 5000, "{not json", '{"username": "a"', "\xff\xfe", "[1, 2]", '"just a string"'],
+    [
+        '{"username": ' * 5000 + "1" + "}" * 5000,
+        "{not json",
+        '{"username": "a"',
+        "\xff\xfe",
+        "[1, 2]",
+        '"just a string"',
+    ],
 )
 def test_malformed_or_deeply_nested_json_is_400(api_client, raw):
-    response = api_client.generic("POST", REGISTER, raw.encode("utf-8", "surrogatepass"), content_type="application/json")
+    response = api_client.generic(
+        "POST", REGISTER, raw.encode("utf-8", "surrogatepass"), content_type="application/json"
+    )
     assert response.status_code == 400
 
 
@@ -98,8 +112,11 @@ def test_login_with_username_or_email_json_or_form(api_client, user, password):
 
 
 def test_oauth2_token_endpoint_takes_the_password_form(api_client, user, password):
-    response = api_client.post(TOKEN, f"grant_type=password&username=alice&password={password.replace(' ', '+')}",
-                               content_type="application/x-www-form-urlencoded")
+    response = api_client.post(
+        TOKEN,
+        f"grant_type=password&username=alice&password={password.replace(' ', '+')}",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 200
     assert response.json()["token_type"] == "bearer"
 
@@ -164,7 +181,9 @@ def test_throttled_login_is_429_with_retry_after(api_client, settings, user):
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_username": "3/min"},
     }
     statuses = [
-        api_client.post(LOGIN, {"username": "alice", "password": "nope-nope-1"}, format="json", REMOTE_ADDR=f"10.0.0.{i}").status_code
+        api_client.post(
+            LOGIN, {"username": "alice", "password": "nope-nope-1"}, format="json", REMOTE_ADDR=f"10.0.0.{i}"
+        ).status_code
         for i in range(4)
     ]
     assert statuses == [401, 401, 401, 429]
@@ -178,6 +197,8 @@ def test_login_is_throttled_per_address(api_client, settings, make_user):
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_address": "2/min"},
     }
-    statuses = [api_client.post(LOGIN, {"username": f"u{i}", "password": "x"}, format="json").status_code for i in range(3)]
+    statuses = [
+        api_client.post(LOGIN, {"username": f"u{i}", "password": "x"}, format="json").status_code for i in range(3)
+    ]
     assert statuses == [401, 401, 429]
     assert api_client.post(TOKEN, {"username": "u9", "password": "x"}).status_code == 429

@@ -26,8 +26,13 @@ def test_sessions_lists_active_sessions_and_marks_the_current_one(user, other_us
 
 
 def test_login_records_user_agent_and_address(api_client, user, password):
-    api_client.post("/api/v1/auth/login", {"username": "alice", "password": password}, format="json",
-                    HTTP_USER_AGENT="curl/8.0", REMOTE_ADDR="192.0.2.7")
+    api_client.post(
+        "/api/v1/auth/login",
+        {"username": "alice", "password": password},
+        format="json",
+        HTTP_USER_AGENT="curl/8.0",
+        REMOTE_ADDR="192.0.2.7",
+    )
     session = AuthSession.objects.get()
     assert (session.user_agent, session.ip_address) == ("curl/8.0", "192.0.2.7")
 
@@ -36,7 +41,10 @@ def test_deleting_a_session_revokes_its_tokens(user, login, client_for, api_clie
     mine, laptop = login(user), login(user)
     assert client_for(mine.access).delete(f"{SESSIONS}/{laptop.access.session_id}").status_code == 204
     assert client_for(laptop.access).get(ME).status_code == 401
-    assert api_client.post("/api/v1/auth/refresh", {"refresh_token": str(laptop.refresh)}, format="json").status_code == 401
+    assert (
+        api_client.post("/api/v1/auth/refresh", {"refresh_token": str(laptop.refresh)}, format="json").status_code
+        == 401
+    )
     assert client_for(mine.access).get(ME).status_code == 200
 
 
@@ -72,7 +80,16 @@ def test_users_endpoint_is_for_admins_only(auth_client, make_user, login, client
     admin_client = client_for(login(admin).access)
     page = admin_client.get("/api/v1/users").json()
     assert {row["username"] for row in page["results"]} == {"alice", "root"}
-    assert set(page["results"][0]) == {"id", "username", "email", "name", "is_active", "is_admin", "date_joined", "last_login"}
+    assert set(page["results"][0]) == {
+        "id",
+        "username",
+        "email",
+        "name",
+        "is_active",
+        "is_admin",
+        "date_joined",
+        "last_login",
+    }
     assert admin_client.get("/api/v1/users/999999").status_code == 404
     assert admin_client.get("/api/v1/users/abc").status_code == 404
 

@@ -63,7 +63,17 @@ def _forged(user, login, **changes):
 
 @pytest.mark.parametrize(
     "attack",
-    ["expired", "tampered", "alg_none", "wrong_algorithm", "wrong_key", "future_iat", "no_session", "garbage", "other_user"],
+    [
+        "expired",
+        "tampered",
+        "alg_none",
+        "wrong_algorithm",
+        "wrong_key",
+        "future_iat",
+        "no_session",
+        "garbage",
+        "other_user",
+    ],
 )
 def test_bad_access_tokens_are_401(user, other_user, login, client_for, attack):
     now = int(time.time())
@@ -170,7 +180,9 @@ def test_logout_all_rejects_every_session(user, login, client_for, api_client):
 def test_password_change_revokes_other_sessions_only(user, login, client_for, password, api_client):
     mine, other = login(user), login(user)
     response = client_for(mine.access).post(
-        "/api/v1/auth/password/change", {"current_password": password, "new_password": "a-brand-new-passphrase"}, format="json"
+        "/api/v1/auth/password/change",
+        {"current_password": password, "new_password": "a-brand-new-passphrase"},
+        format="json",
     )
     assert response.status_code == 204
     assert client_for(mine.access).get(ME).status_code == 200
@@ -181,8 +193,10 @@ def test_password_change_revokes_other_sessions_only(user, login, client_for, pa
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"current_password": "wrong-one-1", "new_password": "a-brand-new-passphrase"}, "current_password"),
-     ({"current_password": "correct horse battery staple", "new_password": "12345678"}, "password")],
+    [
+        ({"current_password": "wrong-one-1", "new_password": "a-brand-new-passphrase"}, "current_password"),
+        ({"current_password": "correct horse battery staple", "new_password": "12345678"}, "password"),
+    ],
 )
 def test_password_change_rejects_wrong_current_or_weak_new(auth_client, body, field):
     response = auth_client.post("/api/v1/auth/password/change", body, format="json")
@@ -212,7 +226,9 @@ def test_me_costs_one_query_cold_and_none_warm(user, login, client_for, django_a
         assert client.get(ME).status_code == 200
 
 
-def test_me_without_session_cache_costs_one_query_every_time(settings, user, login, client_for, django_assert_num_queries):
+def test_me_without_session_cache_costs_one_query_every_time(
+    settings, user, login, client_for, django_assert_num_queries
+):
     settings.AUTH_SESSION_CACHE_SECONDS = 0
     client = client_for(login(user).access)
     for _ in range(2):

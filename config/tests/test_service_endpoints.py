@@ -15,7 +15,9 @@ def test_hello_is_public_even_with_a_stale_token(client_for):
 def test_protected_hello(api_client, auth_client, user):
     assert api_client.get("/api/v1/hello/protected").status_code == 401
     assert auth_client.get("/api/v1/hello/protected").json() == {
-        "message": "Hello, alice!", "user_id": user.pk, "protected": True,
+        "message": "Hello, alice!",
+        "user_id": user.pk,
+        "protected": True,
     }
 
 
@@ -26,7 +28,9 @@ def test_health_checks_every_dependency(api_client):
 
 
 def test_health_is_503_naming_the_failed_check(api_client, settings):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
     response = api_client.get("/health")
     assert response.status_code == 503
     body = response.json()
@@ -51,8 +55,14 @@ def test_schema_declares_bearer_and_every_accounts_path(api_client):
     schemes = schema["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     assert schemes["passwordLogin"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
-    for path in ["/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh", "/api/v1/auth/sessions",
-                 "/api/v1/users", "/api/v1/hello/protected"]:
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/auth/register",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/sessions",
+        "/api/v1/users",
+        "/api/v1/hello/protected",
+    ]:
         assert path in schema["paths"], path
 
 

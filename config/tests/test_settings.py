@@ -18,15 +18,20 @@ def run_django(code: str, tmp_path, **env):
     environment.update(VAR_DIR=str(tmp_path / "var"), **env)
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def manage(*args, tmp_path, **env):
     environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
     environment.update(VAR_DIR=str(tmp_path / "var"), **env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
 
 
 PRODUCTION = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "ALLOWED_HOSTS": "api.example.com"}
@@ -43,8 +48,10 @@ def test_production_check_deploy_is_clean_and_keeps_connections(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path, **env)
     assert result.returncode == 0, result.stdout + result.stderr
     shown = run_django(
-        "from django.conf import settings as s; d = s.DATABASES['default']; print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])",
-        tmp_path, **env,
+        "from django.conf import settings as s; d = s.DATABASES['default']; "
+        "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])",
+        tmp_path,
+        **env,
     )
     assert shown.stdout.split() == ["600", "True"]
 
@@ -63,21 +70,30 @@ def rsa_key_files(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = tmp_path / "jwt.pem"
     public = tmp_path / "jwt.pub"
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return private, public
 
 
 def test_rs256_tokens_sign_with_the_private_key_and_verify_with_the_public_one(tmp_path, rsa_key_files):
     private, public = rsa_key_files
     code = (
-        "import jwt; from accounts.tokens import SessionRefreshToken as R; r = R(); r['sid'] = 'x'; r['user_id'] = '1'; "
+        "import jwt; from accounts.tokens import SessionRefreshToken as R; "
+        "r = R(); r['sid'] = 'x'; r['user_id'] = '1'; "
         "t = str(r.access_token); print(jwt.get_unverified_header(t)['alg']); "
         "from accounts.tokens import SessionAccessToken as A; print(A(t)['sid'])"
     )
-    result = run_django(code, tmp_path, DJANGO_SETTINGS_MODULE="config.settings.base", JWT_ALGORITHM="RS256",
-                        JWT_PRIVATE_KEY_FILE=str(private), JWT_PUBLIC_KEY_FILE=str(public))
+    result = run_django(
+        code,
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        JWT_ALGORITHM="RS256",
+        JWT_PRIVATE_KEY_FILE=str(private),
+        JWT_PUBLIC_KEY_FILE=str(public),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["RS256", "x"]

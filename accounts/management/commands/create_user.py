@@ -37,7 +37,7 @@ def create_user_or_fail(*, username: str, email: str, password: str, name: str =
 class Command(BaseCommand):
     help = (
         "Create a user account. Prompts for the password twice, or reads it from standard input "
-        "with --password-stdin (for scripts: `echo \"$PASS\" | manage.py create_user --username bob --password-stdin`)."
+        'with --password-stdin (for scripts: `echo "$PASS" | manage.py create_user --username bob --password-stdin`).'
     )
 
     def add_arguments(self, parser):

@@ -25,8 +25,14 @@ class Command(BaseCommand):
         email = email if email is not None else self._ask("Admin email", interactive, default="")
         password = read_password(stdin=password_stdin)
         admin = create_user_or_fail(username=username, email=email, password=password, admin=True)
-        self.stdout.write(self.style.SUCCESS(f"Created admin {admin.username!r}. Sign in at /admin/ or POST /api/v1/auth/login."))
-        if api_key is None and interactive and self._ask("Create an API key for it now? [y/N]", True, "n").lower() == "y":
+        self.stdout.write(
+            self.style.SUCCESS(f"Created admin {admin.username!r}. Sign in at /admin/ or POST /api/v1/auth/login.")
+        )
+        if (
+            api_key is None
+            and interactive
+            and self._ask("Create an API key for it now? [y/N]", True, "n").lower() == "y"
+        ):
             api_key = self._ask("Key name", True, default="admin")
         if api_key:
             self._create_api_key(admin, api_key)
