@@ -17,10 +17,23 @@ class PublicAPIView(APIView):
     permission_classes = [AllowAny]
 
 
+_HEALTH = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "error"]),
+        "checks": serializers.DictField(child=serializers.CharField(), help_text='{"database": "ok", ...}'),
+    },
+)
+_LIVE = inline_serializer("Liveness", {"status": serializers.CharField()})
+_INDEX = inline_serializer(
+    "APIIndex", {"name": serializers.CharField(), "version": serializers.CharField(), "docs": serializers.URLField()}
+)
+
+
 class HealthView(PublicAPIView):
     """Readiness: 200 when the database, the cache and the broker answer, else 503 naming the failure."""
 
-    @extend_schema(tags=["service"], responses={200: dict, 503: dict})
+    @extend_schema(tags=["service"], responses={200: _HEALTH, 503: _HEALTH})
     def get(self, request):
         checks = health.run_checks()
         healthy = all(result == "ok" for result in checks.values())
@@ -33,7 +46,7 @@ class HealthView(PublicAPIView):
 class LivenessView(PublicAPIView):
     """Liveness: 200 while the process serves requests; touches no dependency."""
 
-    @extend_schema(tags=["service"], responses={200: dict})
+    @extend_schema(tags=["service"], responses={200: _LIVE})
     def get(self, request):
         return Response({"status": "ok"})
 
@@ -41,7 +54,7 @@ class LivenessView(PublicAPIView):
 class APIIndexView(PublicAPIView):
     """Name and version of the service, and where its documentation lives."""
 
-    @extend_schema(tags=["service"], responses={200: dict})
+    @extend_schema(tags=["service"], responses={200: _INDEX})
     def get(self, request):
         return Response(
             {
