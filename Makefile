@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install run test lint format
+.PHONY: help install run test smoke lint format
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ run: install  ## Set up (migrate) and run the service on its embedded defaults: 
 
 test: install  ## Run the test suite (uses DATABASE_URL / REDIS_URL when set)
 	$(BIN)/pytest
+
+smoke: install  ## End-to-end smoke of the production topology (needs PostgreSQL, Redis, Chromium)
+	$(BIN)/python scripts/smoke
 
 lint: install  ## ruff check and format check
 	$(BIN)/ruff check .

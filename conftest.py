@@ -46,8 +46,21 @@ def _browser_missing():
 
 def _worker_missing():
     # The worker is another process: it must see the test database, which SQLite's
-    # in-memory test database is not.
-    return _postgres_missing()
+    # in-memory test database is not, and share a broker with the test process that
+    # nothing else consumes (not the development filesystem queue under var/).
+    problem = _postgres_missing()
+    if problem:
+        return problem
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    if not url.startswith(("redis://", "rediss://")):
+        return "needs a Redis broker for the test worker: set CELERY_BROKER_URL=redis://..."
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        return f"Redis broker at {url} does not answer: {error}"
+    return None
 
 
 SERVICE_CHECKS = {

@@ -4,8 +4,12 @@ import os
 
 from celery import Celery
 
+from config.logging import install_celery_logging
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 app = Celery("gatehouse")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(related_name="jobs")
+# Worker and beat log through Django's LOGGING (JSON in production) with task and request ids.
+install_celery_logging()

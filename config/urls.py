@@ -6,7 +6,10 @@ from config import views
 
 api_v1 = [
     path("", include("accounts.urls")),
+    path("", include("apikeys.urls")),
     path("", include("posts.urls")),
+    path("", include("tasks.urls")),
+    path("", include("results.urls")),
     path("hello", views.HelloView.as_view(), name="hello"),
     path("hello/protected", views.ProtectedHelloView.as_view(), name="hello-protected"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import environ
 
+from config.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -49,6 +51,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # ------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The worker and beat are separate processes writing the same SQLite file as the web
+    # server: wait for the lock instead of failing ("database is locked"), take the write
+    # lock when a transaction begins (no deadlock upgrading a read lock), and let readers
+    # and the writer proceed together (WAL).
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
 
 # CACHES: Django's own Redis backend when REDIS_URL is set, else per-process memory.
 # ------------------------------------------------------------------------------
@@ -79,10 +91,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "accounts",
+    "apikeys",
     "posts",
+    "tasks",
+    "results",
 ]
 
 MIDDLEWARE = [
+    # First, so that every line logged while serving a request carries its id (config/logging.py).
+    "config.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -185,10 +202,19 @@ AUTH_SESSION_CACHE_SECONDS = env.int("AUTH_SESSION_CACHE_SECONDS", default=300 i
 # last_seen is written at most this often per session (and last_used per API key).
 AUTH_LAST_SEEN_RESOLUTION_SECONDS = 60
 
+# API KEYS
+# ------------------------------------------------------------------------------
+# Most active (not revoked, not expired) keys one user may hold; 0 lifts the cap.
+API_KEYS_MAX_ACTIVE_PER_USER = env.int("API_KEYS_MAX_ACTIVE_PER_USER", default=25)
+# The key lookup runs as a prepared statement on PostgreSQL (apikeys/selectors.py). Set false
+# behind PgBouncer in transaction mode older than 1.21 or without max_prepared_statements.
+API_KEYS_PREPARED_LOOKUP = env.bool("API_KEYS_PREPARED_LOOKUP", default=True)
+
 # DJANGO REST FRAMEWORK: https://www.django-rest-framework.org/api-guide/settings/
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apikeys.authentication.APIKeyAuthentication",
         "accounts.authentication.JWTSessionAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -227,6 +253,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
     "COMPONENT_SPLIT_REQUEST": True,
+    # A task's expected_status and a result's actual_status share one set of values.
+    "ENUM_NAME_OVERRIDES": {"RunOutcomeEnum": "tasks.models.ExpectedStatus"},
 }
 
 # CORS: https://github.com/adamchainz/django-cors-headers#configuration
@@ -241,6 +269,38 @@ CORS_ALLOW_HEADERS = (
     "x-requested-with",
 )
 
+# TASKS AND RESULTS: browser runs (tasks/) and the files they record (results/)
+# ------------------------------------------------------------------------------
+TASKS_MAX_STEPS = 100
+# Runs one user may have queued or running at once; 0 lifts the cap.
+TASKS_MAX_ACTIVE_PER_USER = env.int("TASKS_MAX_ACTIVE_PER_USER", default=10)
+TASKS_STEP_TIMEOUT_MS = env.int("TASK_STEP_TIMEOUT_MS", default=10_000)
+TASKS_NAVIGATION_TIMEOUT_MS = env.int("TASK_NAVIGATION_TIMEOUT_MS", default=20_000)
+# Hard limit: Celery kills a run still going after this many seconds, and the sweeper
+# fails it. Soft limit: the run stops itself (and still records its files) before that.
+TASKS_TIME_LIMIT = env.int("TASK_TIME_LIMIT", default=300)
+TASKS_SOFT_TIME_LIMIT = env.int("TASK_SOFT_TIME_LIMIT", default=max(TASKS_TIME_LIMIT - 30, 1))
+# A running run writes a heartbeat every few seconds; one silent for TASK_HEARTBEAT_TIMEOUT
+# seconds lost its worker (killed, crashed, machine gone).
+TASKS_HEARTBEAT_SECONDS = env.float("TASK_HEARTBEAT_SECONDS", default=5)
+TASKS_HEARTBEAT_TIMEOUT = env.int("TASK_HEARTBEAT_TIMEOUT", default=60)
+# Attempts per run: a run whose worker was lost is started again until this many tried.
+TASKS_MAX_ATTEMPTS = env.int("TASK_MAX_ATTEMPTS", default=2)
+# A queued run no worker took after this long is sent again (a lost message; a duplicate
+# is a no-op), and failed after TASK_QUEUE_TIMEOUT.
+TASKS_QUEUE_RESEND_AFTER = env.int("TASK_QUEUE_RESEND_AFTER", default=300)
+TASKS_QUEUE_TIMEOUT = env.int("TASK_QUEUE_TIMEOUT", default=3600)
+# How often a running run reads its own status to notice a cancel (one indexed query).
+TASKS_CANCEL_POLL_SECONDS = env.float("TASK_CANCEL_POLL_SECONDS", default=1.0)
+TASKS_SWEEP_INTERVAL = env.int("TASK_SWEEP_INTERVAL", default=30)
+# Which STORAGES alias keeps each kind of result file. Local storage files are served to
+# their owner by the API (never under a public /media/ URL); other storages use their
+# own delivery URLs.
+RESULTS_STORAGES = {"gif": "default", "script": "default", "history": "default"}
+RESULTS_GIF_MAX_WIDTH = env.int("RESULTS_GIF_MAX_WIDTH", default=800)
+# File deletions that failed (storage unreachable) are retried this often, with backoff.
+RESULTS_DELETION_RETRY_INTERVAL = env.int("RESULTS_DELETION_RETRY_INTERVAL", default=300)
+
 # CELERY: https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # ------------------------------------------------------------------------------
 # With no broker configured, kombu's filesystem transport under var/ needs no server;
@@ -248,12 +308,14 @@ CORS_ALLOW_HEADERS = (
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or "filesystem://"
 CELERY_BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL == "filesystem://":
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        # Broadcast (remote control) messages; kombu's default is ./control in the working directory.
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_SERIALIZER = "json"
@@ -262,14 +324,38 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Reliability: a message is acknowledged only once its job finished, and given back when
+# the worker process dies; one message at a time per worker process.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = TASKS_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = TASKS_SOFT_TIME_LIMIT
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # Fails runs past their time limit or whose worker died, re-sends lost queued runs.
+    "tasks-sweep-stale-runs": {
+        "task": "tasks.sweep_stale_runs",
+        "schedule": TASKS_SWEEP_INTERVAL,
+        "options": {"expires": TASKS_SWEEP_INTERVAL},
+    },
+    "results-retry-file-deletions": {
+        "task": "results.retry_file_deletions",
+        "schedule": RESULTS_DELETION_RETRY_INTERVAL,
+        "options": {"expires": RESULTS_DELETION_RETRY_INTERVAL},
+    },
+    # Expired refresh-token records and long-ended login sessions.
+    "accounts-prune-auth-records": {
+        "task": "accounts.prune_auth_records",
+        "schedule": 24 * 60 * 60,
+        "options": {"expires": 60 * 60},
+    },
+}
 
 # LOGGING
 # ------------------------------------------------------------------------------
+# Plain lines for development, JSON lines in production (LOG_FORMAT=json|plain overrides); either
+# way with the request (or Celery task) id, and with tokens, keys and passwords redacted.
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOGGING = logging_config(json_lines=LOG_FORMAT == "json", level=LOG_LEVEL)

@@ -2,8 +2,10 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import logging_config
+
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES, LOG_LEVEL, env
 
 DEBUG = env.bool("DEBUG", default=False)
 # Refuse to start on the generated development secret: every replica must share one.
@@ -39,3 +41,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = False
+
+# LOGGING: one JSON object per line (config/logging.py), with the request or task id; LOG_FORMAT=plain
+# switches back to text for a person reading a terminal.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOGGING = logging_config(json_lines=LOG_FORMAT == "json", level=LOG_LEVEL)

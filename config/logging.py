@@ -1,0 +1,304 @@
+"""Logging for every process (web, worker, beat): a request or task id on each line, JSON in production,
+and no credential ever written out.
+
+- ``request_id_var`` holds the id of the HTTP request being served (config.middleware sets it) or,
+  in a Celery worker, the id of the request that enqueued the running job.
+- ``RequestContextFilter`` copies that id, and the running Celery task's id and name, onto every record.
+- ``RedactSecretsFilter`` rewrites a record's message (and its arguments) so that bearer tokens, JWTs,
+  API keys and password/token fields are replaced by ``[REDACTED]`` before any handler formats it.
+- ``JSONFormatter`` writes one JSON object per line; ``logging_config()`` builds the LOGGING dict the
+  settings use; ``GunicornJSONLogger`` gives gunicorn's own error and access logs the same shape.
+
+Stdlib only at import time (gunicorn's master imports this before Django is set up).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import json
+import logging
+import re
+import traceback
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+REDACTED = "[REDACTED]"
+
+# Header or field names whose value is a credential, wherever they appear as `name: value`,
+# `name=value` or `"name": "value"` in a message (`access_token`, `X-API-Key`, `new_password`, ...).
+# Broad on purpose: redacting a harmless value costs nothing, writing out a credential does.
+_SENSITIVE_NAMES = r"[\w-]*(?:token|secret|passw(?:or)?d|api[_-]?key|authorization|cookie|sessionid)[\w-]*"
+_SCHEME = r"(?:bearer|basic)"
+_PATTERNS = (
+    # `Bearer abc`, `basic dXNlcjpwYXNz` anywhere: keep the scheme, drop the credential.
+    (re.compile(rf"\b({_SCHEME})(\s+)[A-Za-z0-9._~+/=-]{{8,}}", re.IGNORECASE), rf"\1\2{REDACTED}"),
+    # A JWT anywhere (header.payload.signature, each base64url; the header always starts with eyJ).
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
+    # A Gatehouse API key anywhere: sk_ then its URL-safe body.
+    (re.compile(r"\bsk_[A-Za-z0-9_-]{8,}"), f"sk_{REDACTED}"),
+    # name=value / name: value / "name": "value" / 'name': 'value' for the sensitive names.
+    (
+        re.compile(
+            rf"""(?P<key>["']?\b{_SENSITIVE_NAMES}["']?\s*[:=]\s*)(?P<quote>["'])?"""
+            rf"""(?P<value>(?(quote)[^"']*|(?:{_SCHEME}\s+)?(?:\[REDACTED\]|[^\s,;&}}\])\[])+))""",
+            re.IGNORECASE,
+        ),
+        lambda match: f"{match['key']}{match['quote'] or ''}{REDACTED}",
+    ),
+)
+_SENSITIVE_KEY = re.compile(_SENSITIVE_NAMES, re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential-looking value replaced by [REDACTED]."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact_value(value):
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bytes):
+        return redact(value.decode("utf-8", "replace"))
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and _SENSITIVE_KEY.fullmatch(k) else _redact_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(v) for v in value)
+    return value
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Rewrites a record so that no token, API key or password reaches a handler.
+
+    The message is formatted here (``getMessage()``), redacted, and stored back with no
+    arguments left, so every argument type (str, dict, a request object's repr) is covered.
+    Exception text is redacted by the formatter, which is where it is rendered.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_redacted", False):
+            return True
+        if isinstance(record.args, dict):
+            # "%(password)s" style: the name is gone once formatted, so redact by key first.
+            record.args = _redact_value(record.args)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: let logging report it as usual
+            return True
+        record.msg, record.args = redact(message), None
+        for name, value in list(vars(record).items()):
+            if name in _EXTRA_SKIP:
+                continue
+            if _SENSITIVE_KEY.fullmatch(name):
+                setattr(record, name, REDACTED)
+            elif isinstance(value, str | dict | list | tuple | bytes):
+                setattr(record, name, _redact_value(value))
+        record._redacted = True
+        return True
+
+
+def _current_task():
+    try:
+        from celery import current_task
+    except ImportError:  # pragma: no cover - celery is a runtime dependency
+        return None
+    return current_task if current_task else None
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds ``request_id`` (HTTP request, or the request that enqueued a job) and, inside a
+    Celery job, ``task_id`` and ``task_name`` to every record; values a caller passed win."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id_var.get()
+        task = _current_task()
+        if task is not None and getattr(task.request, "id", None):
+            if getattr(record, "task_id", None) is None:
+                record.task_id = task.request.id
+            if getattr(record, "task_name", None) is None:
+                record.task_name = task.name
+        return True
+
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_EXTRA_SKIP = _RECORD_ATTRIBUTES | {"_redacted", "request_id", "task_id", "task_name"}
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, [task_id, task_name],
+    process, the `extra=` fields that are plain values, and ``exc`` with the redacted traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "request_id": getattr(record, "request_id", None),
+        }
+        if getattr(record, "task_id", None):
+            entry["task_id"] = record.task_id
+            entry["task_name"] = getattr(record, "task_name", None)
+        entry["process"] = record.process
+        for name, value in vars(record).items():
+            if name in _EXTRA_SKIP or name in entry or name.startswith("_"):
+                continue
+            # Only plain values: an object such as Django's request would be written through its
+            # repr, which carries the query string; a dict is kept when it is plain JSON.
+            if isinstance(value, _JSON_SCALARS):
+                entry[name] = REDACTED if _SENSITIVE_KEY.fullmatch(name) else value
+            elif isinstance(value, dict | list):
+                try:
+                    json.dumps(value)
+                except (TypeError, ValueError):
+                    continue
+                entry[name] = _redact_value(value)
+        if record.exc_info:
+            entry["exc"] = redact("".join(traceback.format_exception(*record.exc_info)))
+        elif record.exc_text:
+            entry["exc"] = redact(record.exc_text)
+        if record.stack_info:
+            entry["stack"] = redact(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class PlainFormatter(logging.Formatter):
+    """Development format: time level logger [request id] message, with the traceback redacted too."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "request_id"):
+            record.request_id = None
+        if getattr(record, "task_id", None) and not record.request_id:
+            record.request_id = f"task:{record.task_id}"
+        return redact(super().format(record))
+
+
+def logging_config(*, json_lines: bool, level: str = "INFO") -> dict:
+    """The LOGGING setting: every record through the root handler, ids added, secrets redacted."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "request_context": {"()": "config.logging.RequestContextFilter"},
+            "redact_secrets": {"()": "config.logging.RedactSecretsFilter"},
+        },
+        "formatters": {
+            "json": {"()": "config.logging.JSONFormatter"},
+            "plain": {"()": "config.logging.PlainFormatter"},
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json" if json_lines else "plain",
+                # Handler filters see every record, also those propagated from child loggers.
+                "filters": ["redact_secrets", "request_context"],
+            }
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # Django's default LOGGING gives the "django" logger a console handler of its own (with
+            # DEBUG on): drop it, so each line is written once, through the root handler above.
+            "django": {"handlers": [], "level": level, "propagate": True},
+            # runserver's request lines: ours have the request id already.
+            "django.server": {"handlers": ["console"], "level": level, "propagate": False},
+        },
+    }
+
+
+# CELERY ------------------------------------------------------------------------------------------
+# The id of the HTTP request that enqueued a job travels in the message headers, so the worker's
+# lines for that job carry it too (besides the job's own task_id).
+REQUEST_ID_HEADER = "gatehouse_request_id"
+
+
+def _add_request_id_header(headers=None, **kwargs):
+    request_id = request_id_var.get()
+    if request_id and isinstance(headers, dict):
+        headers.setdefault(REQUEST_ID_HEADER, request_id)
+
+
+def _bind_request_id(task=None, **kwargs):
+    request_id = getattr(task.request, REQUEST_ID_HEADER, None) if task is not None else None
+    if request_id is None and task is not None:
+        request_id = (getattr(task.request, "headers", None) or {}).get(REQUEST_ID_HEADER)
+    request_id_var.set(request_id)
+
+
+def _unbind_request_id(**kwargs):
+    request_id_var.set(None)
+
+
+def _configure_from_django(**kwargs):
+    """Celery's setup_logging hook: use Django's LOGGING instead of Celery's own handlers."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+def install_celery_logging() -> None:
+    """Called by config.celery: the worker and beat log through Django's LOGGING (JSON in
+    production), and a job's lines carry its task id and the id of the request that queued it."""
+    from celery import signals
+
+    signals.setup_logging.connect(_configure_from_django, weak=False, dispatch_uid="gatehouse.logging")
+    signals.before_task_publish.connect(_add_request_id_header, weak=False, dispatch_uid="gatehouse.request_id")
+    signals.task_prerun.connect(_bind_request_id, weak=False, dispatch_uid="gatehouse.request_id")
+    signals.task_postrun.connect(_unbind_request_id, weak=False, dispatch_uid="gatehouse.request_id")
+
+
+# GUNICORN ----------------------------------------------------------------------------------------
+try:
+    from gunicorn.glogging import Logger as _GunicornLogger
+except ImportError:  # gunicorn is a production requirement only
+    _GunicornLogger = None
+
+if _GunicornLogger is not None:
+
+    class GunicornJSONLogger(_GunicornLogger):
+        """gunicorn's error and access logs as JSON lines (config/gunicorn.py: logger_class).
+
+        The access line has the method, the path without its query string, the status, size,
+        duration, client address, user agent and request id; never the query string, the
+        referrer or a request header, any of which may carry a credential.
+        """
+
+        def setup(self, cfg):
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    if getattr(handler, "_gunicorn", False):
+                        handler.setFormatter(JSONFormatter())
+                        handler.filters = [RedactSecretsFilter(), RequestContextFilter()]
+
+        def access(self, resp, req, environ, request_time):
+            if not self.access_log_enabled:
+                return
+            status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+            response_headers = dict((name.lower(), value) for name, value in (resp.headers or []))
+            fields = {
+                "method": environ.get("REQUEST_METHOD"),
+                "path": environ.get("PATH_INFO"),
+                "status": int(status) if str(status).isdigit() else status,
+                "bytes": getattr(resp, "sent", None),
+                "duration_ms": round(request_time.total_seconds() * 1000, 1),
+                "remote_addr": environ.get("REMOTE_ADDR"),
+                "user_agent": environ.get("HTTP_USER_AGENT"),
+                "request_id": response_headers.get("x-request-id"),
+            }
+            try:
+                self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
+            except Exception:
+                self.error(traceback.format_exc())

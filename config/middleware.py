@@ -1,0 +1,48 @@
+"""Request id: every request gets one, every log line written while serving it carries it, and the
+response hands it back in ``X-Request-ID`` so a client can quote it in a bug report."""
+
+import re
+import uuid
+
+from django.core.signals import request_finished
+
+from config.logging import request_id_var
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# An incoming id is kept only when it cannot break a log line or a header: a proxy's or a
+# client's own id (a UUID, a ULID, a trace id) fits; anything else is replaced by a fresh one.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
+
+
+def request_id_from(value: str | None) -> str:
+    """The caller's id when it is sane, else a new uuid4 (hex)."""
+    if value and _SANE_REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
+
+
+class RequestIDMiddleware:
+    """Sets the request id for the logs (config.logging.request_id_var) and echoes it in the response.
+
+    Goes first in MIDDLEWARE so that every other middleware's lines (and redirects) carry it. The
+    id is cleared when the response is closed, not when this middleware returns: Django logs a 4xx
+    or 5xx (logger ``django.request``) after the whole middleware chain has returned.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        request.request_id = request_id
+        request_id_var.set(request_id)
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+def _clear_request_id(**kwargs):
+    request_id_var.set(None)
+
+
+request_finished.connect(_clear_request_id, dispatch_uid="config.middleware.clear_request_id")

@@ -1,0 +1,59 @@
+"""Admin for tasks: look, filter, re-run, cancel, delete; every change goes through tasks.services."""
+
+from django.contrib import admin, messages
+
+from config.errors import ServiceError
+from tasks import services
+from tasks.models import Task
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["id", "task_name", "owner", "status", "run_number", "progress", "created_at", "finished_at"]
+    list_filter = ["status", "expected_status", "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["task_name", "owner__username__iexact"]
+    search_help_text = "Words of the task name, or the owner's exact username."
+    raw_id_fields = ["owner"]
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+    actions = ["rerun", "cancel"]
+
+    # Tasks are created and configured through the API; here they are run, stopped or removed.
+    def has_add_permission(self, request):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Task._meta.fields]
+
+    @admin.display(description="progress")
+    def progress(self, task):
+        return f"{task.progress_done}/{task.progress_total}"
+
+    def _each(self, request, queryset, service, done: str):
+        succeeded = 0
+        for task in queryset:
+            try:
+                service(task=task)
+            except ServiceError as error:
+                self.message_user(request, f"{task}: {error.detail}", messages.WARNING)
+            except Exception as error:  # e.g. a definition that no longer validates
+                self.message_user(request, f"{task}: {error}", messages.ERROR)
+            else:
+                succeeded += 1
+        if succeeded:
+            self.message_user(request, f"{done} {succeeded} task(s).", messages.SUCCESS)
+
+    @admin.action(description="Re-run the selected tasks (same steps and settings)")
+    def rerun(self, request, queryset):
+        self._each(request, queryset, services.task_rerun, "Queued")
+
+    @admin.action(description="Cancel the selected queued or running tasks")
+    def cancel(self, request, queryset):
+        self._each(request, queryset, services.task_cancel, "Cancelled")
+
+    def delete_model(self, request, obj):
+        self._each(request, [obj], services.task_delete, "Deleted")
+
+    def delete_queryset(self, request, queryset):
+        self._each(request, queryset, services.task_delete, "Deleted")

@@ -1,0 +1,67 @@
+"""The browser runner: plain Python (no Django, no Celery) that turns steps into a browser run.
+
+Interface, used by tasks.services / tasks.jobs (see docs/runner.md for the step vocabulary)::
+
+    from tasks.runner import (BrowserOptions, RunReport, StepRecord, StepValidationError,
+                              validate_steps, plan_steps, run_browser, render_gif, render_script)
+
+validate_steps(steps) -> list[dict]
+    Normalise and validate a client's step list (None -> []). Raises
+    StepValidationError(messages) with ``messages: dict[str, list[str]]`` keyed by the step's
+    index ("0", "1", ...) or "steps" for the list as a whole: unknown actions or fields, missing
+    url/selector/text/key, non-string values, non-http(s) URLs (file://, javascript:...), more
+    than MAX_STEPS (100) steps, over-long strings, timeout_ms out of 100..60000.
+
+plan_steps(*, start_url, search_input_input, search_input_action, expected_outcome) -> list[dict]
+    The plan when a client gives no steps: goto start_url; fill "@search-box" (resolved in the
+    page at run time); press Enter in it ("", "submit", "enter") or click "@search-button"
+    ("click") or click "@button=<label>" (any other text); expect_text expected_outcome if
+    given. Raises StepValidationError keyed by field name ("start_url", ...) for bad fields.
+
+run_browser(*, steps, options: BrowserOptions, on_step=None, should_cancel=None) -> RunReport
+    Runs the steps in a fresh Chromium (CHROMIUM_PATH, else /usr/bin/chromium, else
+    Playwright's own) on a thread of its own. ``on_step(done, total)`` after each executed step
+    and ``should_cancel()`` about every 0.5 s are called on the CALLER's thread (so they may
+    use the Django ORM). Never raises for a browser problem: a step that cannot run (timeout,
+    unreachable page, selector that never appears, crash) stops the run with ``error`` set and
+    the rest "skipped"; a missed expect_text is not a failure (``expectation_met`` False).
+    A cancel stops the browser within ~2 s (``cancelled`` True, remaining steps "cancelled").
+    If a callback raises, or the caller is interrupted (Celery's SoftTimeLimitExceeded), the
+    browser is killed and the exception propagates. One run per process at a time.
+
+RunReport: steps (validated), history (list[StepRecord], one per step), frames (PNG per
+    executed step), expectation_met (True iff >= 1 expect_text and all saw their text),
+    error ("" when the browser ran to the end), cancelled; replay_steps() -> steps for
+    render_script with the selectors as resolved.
+StepRecord: index, action, args (as executed; "planned_selector" when a smart selector was
+    resolved), status ("ok" | "failed" | "skipped" | "cancelled"), duration_ms, error, url;
+    to_dict() for the history JSON.
+
+render_gif(frames, *, max_width=800, frame_ms=1000) -> bytes
+    Animated, looping GIF; one frame per screenshot (at most 200, sampled evenly), scaled to
+    <= max_width, 256 colours, a progress bar per frame; a one-frame placeholder if no frames.
+
+render_script(*, steps, options, expected_status="success") -> str
+    Standalone Playwright script replaying the steps; exit 0 iff its outcome ("success" when
+    every expect_text saw its text, at least one) equals expected_status, 1 (AssertionError)
+    otherwise, another non-zero status if a step cannot run. Raises StepValidationError for
+    invalid steps and ValueError for an unknown expected_status.
+"""
+
+from .driver import BrowserOptions, RunReport, StepRecord, run_browser
+from .gif import render_gif
+from .script import render_script
+from .steps import MAX_STEPS, StepValidationError, plan_steps, validate_steps
+
+__all__ = [
+    "MAX_STEPS",
+    "BrowserOptions",
+    "RunReport",
+    "StepRecord",
+    "StepValidationError",
+    "plan_steps",
+    "render_gif",
+    "render_script",
+    "run_browser",
+    "validate_steps",
+]

@@ -1,0 +1,212 @@
+"""Generate a standalone Playwright script that replays a run and checks its expectation.
+
+Every value that came from a client (URLs, selectors, texts, keys) is written with ``repr()``,
+which always yields a valid Python literal that evaluates back to the same string, whatever it
+contains (quotes, backslashes, newlines, triple quotes, non-ASCII). Nothing a client sent is
+ever written into a comment or docstring, and numbers and flags go through int()/bool().
+"""
+
+from __future__ import annotations
+
+from .chromium import LAUNCH_ARGS, SYSTEM_CHROMIUM
+from .driver import SETTLE_MS, TEXT_PRESENT_JS, BrowserOptions
+from .steps import SEARCH_BOX, SEARCH_BUTTON, selector_candidates, validate_steps
+
+EXPECTED_STATUSES = ("success", "failure")
+
+_HEADER = '''#!/usr/bin/env python3
+"""Replay of a browser run recorded by Gatehouse.
+
+Needs Playwright for Python (pip install playwright) and Chromium: CHROMIUM_PATH, else the
+system /usr/bin/chromium, else Playwright's own (python -m playwright install chromium).
+
+Exit status 0 when the run's outcome is the expected one ("success": every expected text was
+seen on the page), 1 (AssertionError) when it is not, and another non-zero status when a
+step cannot be carried out (a page that does not load, a selector that never appears).
+"""
+
+import os
+import shutil
+import sys
+import time
+
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import sync_playwright
+
+'''
+
+_HELPERS = '''
+
+def chromium_executable():
+    configured = os.environ.get("CHROMIUM_PATH", "").strip()
+    if configured:
+        return configured
+    if os.path.exists(SYSTEM_CHROMIUM):
+        return SYSTEM_CHROMIUM
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def settle(page):
+    """Give a page load started by the last action a moment to finish."""
+    try:
+        page.wait_for_timeout(150)
+        page.wait_for_load_state("load", timeout=SETTLE_MS)
+    except PlaywrightError:
+        pass
+
+
+def text_seen(page, text, timeout_ms):
+    """Whether the page's visible text contains text (whitespace collapsed, any case) within timeout_ms."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            return False
+        try:
+            page.wait_for_function(TEXT_PRESENT_JS, arg=text, timeout=remaining_ms, polling=100)
+            return True
+        except PlaywrightTimeoutError:
+            return False
+        except PlaywrightError:
+            time.sleep(0.1)  # the page navigated while we looked: look again in the new one
+
+
+def wait_text(page, text, timeout_ms):
+    if not text_seen(page, text, timeout_ms):
+        raise TimeoutError(f"text {text!r} did not appear within {timeout_ms} ms")
+'''
+
+_LOCATE_HELPER = '''
+
+def locate(page, candidates, timeout_ms):
+    """The first visible element matched by one of the candidate selectors, tried in order."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        for candidate in candidates:
+            locator = page.locator(candidate + " >> visible=true >> nth=0")
+            try:
+                if locator.count():
+                    return locator
+            except PlaywrightError:
+                pass  # the page is navigating
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"none of {candidates!r} appeared within {timeout_ms} ms")
+        page.wait_for_timeout(150)
+'''
+
+
+_NAMED_CANDIDATES = {SEARCH_BOX: "SEARCH_BOX_CANDIDATES", SEARCH_BUTTON: "SEARCH_BUTTON_CANDIDATES"}
+
+
+def _locator_expr(selector: str, timeout_ms: int) -> tuple[str, bool]:
+    """Python expression for the element a step acts on, and whether it needs the locate() helper."""
+    candidates = selector_candidates(selector)
+    if candidates is None:
+        return f"page.locator({selector!r}).first", False
+    listed = _NAMED_CANDIDATES.get(selector) or repr(list(candidates))
+    return f"locate(page, {listed}, {timeout_ms})", True
+
+
+def _step_lines(step: dict, options: BrowserOptions) -> tuple[list[str], bool]:
+    action = step["action"]
+    default_ms = options.navigation_timeout_ms if action == "goto" else options.step_timeout_ms
+    timeout_ms = int(step.get("timeout_ms", default_ms))
+    needs_locate = False
+    if action == "goto":
+        lines = [
+            f'page.goto({step["url"]!r}, wait_until="domcontentloaded", timeout={timeout_ms})',
+            "settle(page)",
+        ]
+    elif action == "fill":
+        target, needs_locate = _locator_expr(step["selector"], timeout_ms)
+        lines = [f"{target}.fill({step['text']!r}, timeout={timeout_ms})"]
+    elif action == "click":
+        target, needs_locate = _locator_expr(step["selector"], timeout_ms)
+        lines = [f"{target}.click(timeout={timeout_ms})", "settle(page)"]
+    elif action == "press" and "selector" in step:
+        target, needs_locate = _locator_expr(step["selector"], timeout_ms)
+        lines = [f"{target}.press({step['key']!r}, timeout={timeout_ms})", "settle(page)"]
+    elif action == "press":
+        lines = [f"page.keyboard.press({step['key']!r})", "settle(page)"]
+    elif action == "wait_for" and "selector" in step:
+        target, needs_locate = _locator_expr(step["selector"], timeout_ms)
+        lines = [f'{target}.wait_for(state="visible", timeout={timeout_ms})']
+    elif action == "wait_for":
+        lines = [f"wait_text(page, {step['text']!r}, {timeout_ms})"]
+    else:  # expect_text: a miss is recorded and the replay goes on, as in the recorded run
+        lines = [f"expectations.append(({step['text']!r}, text_seen(page, {step['text']!r}, {timeout_ms})))"]
+    return lines, needs_locate
+
+
+def render_script(*, steps: list[dict], options: BrowserOptions, expected_status: str = "success") -> str:
+    """A standalone Python script that replays ``steps`` with Playwright (sync API, Chromium found
+    and launched as the runner does) and asserts the outcome.
+
+    Pass ``RunReport.replay_steps()`` so that smart selectors appear as the concrete selectors
+    the run resolved (a step that never ran keeps its smart selector, which the script then
+    resolves itself). The outcome is "success" when there is at least one ``expect_text`` and
+    all of them saw their text, else "failure"; the script exits 0 iff it equals
+    ``expected_status``.
+    """
+    if expected_status not in EXPECTED_STATUSES:
+        raise ValueError(f"expected_status must be one of {EXPECTED_STATUSES}")
+    steps = validate_steps(steps)
+    width, height = int(options.width), int(options.height)
+
+    body: list[str] = []
+    needs_locate = False
+    for number, step in enumerate(steps, start=1):
+        lines, uses_locate = _step_lines(step, options)
+        needs_locate = needs_locate or uses_locate
+        body.append(f"        # Step {number}: {step['action']}")
+        body.extend(f"        {line}" for line in lines)
+    if not body:
+        body.append("        pass  # no steps")
+    used = {step.get("selector") for step in steps}
+
+    constants = [
+        f"HEADLESS = {bool(options.headless)!r}",
+        f"WINDOW = {{'width': {width}, 'height': {height}}}",
+        f"STEP_TIMEOUT_MS = {int(options.step_timeout_ms)}",
+        f"NAVIGATION_TIMEOUT_MS = {int(options.navigation_timeout_ms)}",
+        f"EXPECTED_STATUS = {expected_status!r}",
+        f"SYSTEM_CHROMIUM = {SYSTEM_CHROMIUM!r}",
+        f"LAUNCH_ARGS = {[*LAUNCH_ARGS, f'--window-size={width},{height}']!r}",
+        f"SETTLE_MS = {int(SETTLE_MS)}",
+        f"TEXT_PRESENT_JS = {TEXT_PRESENT_JS!r}",
+    ]
+    for selector, name in _NAMED_CANDIDATES.items():
+        if selector in used:
+            constants.append(f"{name} = {list(selector_candidates(selector))!r}")
+    main = [
+        "",
+        "",
+        "def main():",
+        "    expectations = []  # (text, seen)",
+        "    with sync_playwright() as playwright:",
+        "        browser = playwright.chromium.launch(",
+        "            executable_path=chromium_executable(), headless=HEADLESS, args=LAUNCH_ARGS",
+        "        )",
+        "        context = browser.new_context(viewport=WINDOW, accept_downloads=False)",
+        "        page = context.new_page()",
+        "        page.set_default_timeout(STEP_TIMEOUT_MS)",
+        "        page.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)",
+        "",
+        *body,
+        "",
+        "        browser.close()",
+        "",
+        "    for text, seen in expectations:",
+        '        print(("seen:    " if seen else "MISSING: ") + repr(text))',
+        '    actual = "success" if expectations and all(seen for _text, seen in expectations) else "failure"',
+        '    print(f"outcome: {actual} (expected: {EXPECTED_STATUS})")',
+        '    assert actual == EXPECTED_STATUS, f"outcome {actual!r}, expected {EXPECTED_STATUS!r}"',
+        "    return 0",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    sys.exit(main())",
+        "",
+    ]
+    return _HEADER + "\n".join(constants) + "\n" + _HELPERS + (_LOCATE_HELPER if needs_locate else "") + "\n".join(main)

@@ -1,0 +1,189 @@
+"""Input validation and output shape of the tasks endpoints."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from tasks.models import (
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    URL_MAX_LENGTH,
+    WINDOW_HEIGHT_MAX,
+    WINDOW_HEIGHT_MIN,
+    WINDOW_WIDTH_MAX,
+    WINDOW_WIDTH_MIN,
+    ExpectedStatus,
+    LLMProvider,
+    Task,
+    TaskStatus,
+)
+from tasks.runner import steps as runner_steps
+
+TEXT_MAX_LENGTH = 10_000
+
+
+class StrictFloatField(serializers.FloatField):
+    """A number; `true` is not 1.0."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true/false only (DRF would also take "yes", "on", 1...)."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+# OUTPUT
+# ------------------------------------------------------------------------------
+
+
+class AgentSettingsSerializer(serializers.Serializer):
+    llm_provider = serializers.CharField()
+    llm_model = serializers.CharField()
+    temperature = serializers.FloatField()
+
+
+class BrowserSettingsSerializer(serializers.Serializer):
+    browser_headless_mode = serializers.BooleanField()
+    window_width = serializers.IntegerField()
+    window_height = serializers.IntegerField()
+
+
+class ProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField(source="progress_done")
+    total = serializers.IntegerField(source="progress_total")
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """A task as API.md shows it, plus `run` (the number of the current or last run)."""
+
+    agent_settings = AgentSettingsSerializer(source="*", read_only=True)
+    browser_settings = BrowserSettingsSerializer(source="*", read_only=True)
+    progress = ProgressSerializer(source="*", read_only=True)
+    run = serializers.IntegerField(source="run_number", read_only=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "task_name",
+            "status",
+            "agent_settings",
+            "browser_settings",
+            "instruction",
+            "description",
+            "start_url",
+            "steps",
+            "search_input_input",
+            "search_input_action",
+            "expected_outcome",
+            "expected_status",
+            "progress",
+            "error",
+            "run",
+            "created_at",
+            "updated_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+# INPUT
+# ------------------------------------------------------------------------------
+
+
+class TaskCreateSerializer(serializers.Serializer):
+    task_name = serializers.CharField(max_length=200)
+
+
+class TaskListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
+
+
+class AgentSettingsUpdateSerializer(serializers.Serializer):
+    llm_provider = serializers.ChoiceField(choices=LLMProvider.choices, required=False)
+    llm_model = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    temperature = StrictFloatField(min_value=TEMPERATURE_MIN, max_value=TEMPERATURE_MAX, required=False)
+
+
+class BrowserSettingsUpdateSerializer(serializers.Serializer):
+    browser_headless_mode = StrictBooleanField(required=False)
+    window_width = serializers.IntegerField(min_value=WINDOW_WIDTH_MIN, max_value=WINDOW_WIDTH_MAX, required=False)
+    window_height = serializers.IntegerField(min_value=WINDOW_HEIGHT_MIN, max_value=WINDOW_HEIGHT_MAX, required=False)
+
+
+class StepSerializer(serializers.Serializer):
+    """One browser action (for the schema; the runner validates the list, see `TaskInitiateSerializer`)."""
+
+    action = serializers.ChoiceField(choices=runner_steps.ACTIONS)
+    url = serializers.CharField(required=False)
+    selector = serializers.CharField(required=False)
+    text = serializers.CharField(required=False)
+    key = serializers.CharField(required=False)
+    timeout_ms = serializers.IntegerField(required=False)
+
+
+@extend_schema_field(StepSerializer(many=True))
+class StepsField(serializers.JSONField):
+    """A list of steps, validated by the runner's own rules (unknown actions and fields, missing selectors, URLs)."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        try:
+            return runner_steps.validate_steps(data)
+        except runner_steps.StepValidationError as error:
+            # Per-step messages keyed by index, as DRF shapes errors of list items.
+            if set(error.messages) == {"steps"}:
+                raise serializers.ValidationError(error.messages["steps"]) from None
+            raise serializers.ValidationError(error.messages) from None
+
+
+class TaskInitiateSerializer(serializers.Serializer):
+    """What the run does. Each initiate defines the whole run: omitted fields take their defaults."""
+
+    instruction = serializers.CharField(max_length=TEXT_MAX_LENGTH)
+    description = serializers.CharField(max_length=TEXT_MAX_LENGTH, allow_blank=True, default="")
+    start_url = serializers.CharField(max_length=URL_MAX_LENGTH, allow_blank=True, default="", trim_whitespace=True)
+    steps = StepsField(required=False, allow_null=True, default=list, help_text="Up to 100 browser actions.")
+    search_input_input = serializers.CharField(
+        max_length=runner_steps.MAX_TEXT_LENGTH, allow_blank=True, default="", trim_whitespace=False
+    )
+    search_input_action = serializers.CharField(max_length=runner_steps.MAX_ACTION_LENGTH, allow_blank=True, default="")
+    expected_outcome = serializers.CharField(max_length=runner_steps.MAX_TEXT_LENGTH, allow_blank=True, default="")
+    expected_status = serializers.ChoiceField(choices=ExpectedStatus.choices, default=ExpectedStatus.SUCCESS)
+
+    def validate_start_url(self, value):
+        if value:
+            problem = runner_steps.url_problem(value)
+            if problem:
+                raise serializers.ValidationError(problem)
+        return value
+
+    def validate(self, attrs):
+        attrs["steps"] = attrs.get("steps") or []
+        if attrs["steps"]:
+            return attrs
+        if not attrs["start_url"]:
+            raise serializers.ValidationError(
+                {"start_url": ["Required when no steps are given: the planned run opens this page first."]}
+            )
+        try:
+            runner_steps.plan_steps(
+                start_url=attrs["start_url"],
+                search_input_input=attrs["search_input_input"],
+                search_input_action=attrs["search_input_action"],
+                expected_outcome=attrs["expected_outcome"],
+            )
+        except runner_steps.StepValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
+        return attrs
