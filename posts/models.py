@@ -5,6 +5,7 @@ from django.core.validators import MaxLengthValidator, MinLengthValidator
 from django.db import models
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
+from django.utils import timezone
 
 from config.models import TimeStampedModel
 
@@ -20,9 +21,12 @@ class Post(TimeStampedModel):
     # Denormalised count of this post's votes, kept by posts.services.post_vote/post_unvote
     # with F() updates in the vote's own transaction, so a page of posts never counts votes.
     vote_count = models.PositiveIntegerField(default=0)
-    # Redefined without TimeStampedModel's single-column index: the composite indexes below
-    # serve every ordering and filter of the list, and one index less is one less to write.
-    created_at = models.DateTimeField(auto_now_add=True)
+    # TimeStampedModel's two fields, redefined: without its single-column created_at index (the
+    # composite indexes below serve every ordering and filter of the list: one index less to
+    # write), and set by the services rather than auto_now/auto_now_add, which read the clock
+    # once per field, so a new post would show an updated_at a few microseconds off created_at.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

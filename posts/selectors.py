@@ -1,10 +1,11 @@
 """Reads of the posts app: one query for a page of posts, whatever its size."""
 
-from django.db.models import Exists, OuterRef, QuerySet, Subquery, Value
+from django.db.models import FilteredRelation, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Lower
 
 from accounts.models import User
-from posts.models import Post, Vote
+from config.errors import NotFound
+from posts.models import Post
 
 # What a post's representation needs; the author's password hash and the rest stay in the database.
 _POST_COLUMNS = ("id", "content", "created_at", "updated_at", "vote_count", "author__id", "author__username")
@@ -14,13 +15,18 @@ def post_list(*, viewer: User, mine: bool = False, author: str | None = None) ->
     """Posts newest first, each with its author joined and `voted` (did `viewer` vote for it) annotated.
 
     `vote_count` is a column (maintained by the vote services), so neither counting nor a
-    GROUP BY is needed; `voted` is an EXISTS on the (user, post) unique index. Filters use
-    the (author, -created_at, -id) index; the plain list the (-created_at, -id) index.
+    GROUP BY is needed. `voted` is a LEFT JOIN to the viewer's vote, at most one row per post
+    by the (user, post) unique constraint: one index probe per post of the page. (An EXISTS
+    subquery reads the same, but PostgreSQL plans it as a hashed subplan over *all* the
+    viewer's votes, since it costs it against the whole table rather than the page: a page
+    would then cost as much as the viewer has ever voted.) The plain list walks the
+    (-created_at, -id) index, the author filters the (author, -created_at, -id) one.
     """
     posts = (
         Post.objects.select_related("author")
         .only(*_POST_COLUMNS)
-        .annotate(voted=Exists(Vote.objects.filter(post=OuterRef("pk"), user=viewer.pk)))
+        .annotate(viewer_vote=FilteredRelation("votes", condition=Q(votes__user=viewer.pk)))
+        .annotate(voted=Q(viewer_vote__isnull=False))
         .order_by("-created_at", "-id")
     )
     if mine:
@@ -38,5 +44,8 @@ def post_list(*, viewer: User, mine: bool = False, author: str | None = None) ->
 
 
 def post_detail(*, viewer: User, post_id: int) -> Post:
-    """One post as post_list shows it. Raises Post.DoesNotExist."""
-    return post_list(viewer=viewer).get(pk=post_id)
+    """One post as post_list shows it. Raises NotFound (404) when it does not exist (or no longer does)."""
+    try:
+        return post_list(viewer=viewer).get(pk=post_id)
+    except Post.DoesNotExist:
+        raise NotFound("Not found.") from None
