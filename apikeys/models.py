@@ -13,8 +13,10 @@ class APIKey(TimeStampedModel):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, db_index=True, help_text="First characters of the key, to tell keys apart.")
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        max_length=16, db_index=True, help_text="First characters of the key, to tell keys apart."
+    )
+    key_hash = models.CharField(max_length=64, editable=False, help_text="SHA-256 (hex) of the key.")
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     # Written at most once a minute (AUTH_LAST_SEEN_RESOLUTION_SECONDS), so accurate to that.
@@ -25,6 +27,11 @@ class APIKey(TimeStampedModel):
         verbose_name = "API key"
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["owner", "-created_at"], name="apikeys_owner_created")]
+        constraints = [
+            # A constraint rather than unique=True, which on PostgreSQL would add a second,
+            # useless varchar_pattern_ops index (for LIKE) beside the unique one.
+            models.UniqueConstraint(fields=["key_hash"], name="apikeys_key_hash_unique"),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"

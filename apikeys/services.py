@@ -2,6 +2,7 @@
 
 import ipaddress
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from apikeys import keys
 from apikeys.models import APIKey
-from apikeys.selectors import api_key_active_count
+from apikeys.selectors import api_key_active_count, api_key_by_hash
 from config.errors import AuthenticationError, ServiceError
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def api_key_revoke(*, key: APIKey, by=None) -> APIKey:
 # ------------------------------------------------------------------------------
 
 
-def _touch(key: APIKey, *, ip_address: str | None) -> None:
+def _touch(key: APIKey, *, ip_address: str | Callable[[], str | None] | None) -> None:
     """Record last use at most once per AUTH_LAST_SEEN_RESOLUTION_SECONDS, with one conditional UPDATE.
 
     The WHERE clause makes concurrent requests of the same key write once between them,
@@ -101,7 +102,7 @@ def _touch(key: APIKey, *, ip_address: str | None) -> None:
     cutoff = now - timedelta(seconds=settings.AUTH_LAST_SEEN_RESOLUTION_SECONDS)
     if key.last_used is not None and key.last_used > cutoff:
         return
-    ip_address = _valid_ip(ip_address)
+    ip_address = _valid_ip(ip_address() if callable(ip_address) else ip_address)
     APIKey.objects.filter(Q(last_used__isnull=True) | Q(last_used__lte=cutoff), pk=key.pk).update(
         last_used=now, last_used_ip=ip_address
     )
@@ -116,8 +117,10 @@ def _valid_ip(value: str | None) -> str | None:
         return None
 
 
-def api_key_authenticate(*, raw_key: str, ip_address: str | None = None) -> APIKey:
+def api_key_authenticate(*, raw_key: str, ip_address: str | Callable[[], str | None] | None = None) -> APIKey:
     """The active key for `raw_key`, its owner joined (`key.owner`). Raises AuthenticationError otherwise.
+
+    `ip_address` may be a function: it is called only when last_used is written.
 
     Malformed keys (wrong length, alphabet or checksum) are rejected before any query; a
     well-formed key costs one query on the unique hash index, joined to the owner, plus an
@@ -126,7 +129,7 @@ def api_key_authenticate(*, raw_key: str, ip_address: str | None = None) -> APIK
     """
     if not keys.is_well_formed(raw_key):
         raise AuthenticationError(KEY_MALFORMED)
-    key = APIKey.objects.select_related("owner").filter(key_hash=keys.hash_key(raw_key)).first()
+    key = api_key_by_hash(key_hash=keys.hash_key(raw_key))
     if key is None or not key.owner.is_active:
         raise AuthenticationError(KEY_INVALID)
     if key.revoked_at is not None:

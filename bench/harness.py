@@ -8,20 +8,22 @@
         print(result["rps"], result["p50_ms"], result["p99_ms"])
 
 `start_server` creates the PostgreSQL database if it is missing, migrates, collects static
-files, starts gunicorn with `config.settings.production` (DEBUG off) and waits until
-`/health/live` answers; leaving the block stops gunicorn. `run_wrk` runs wrk with
-`--latency` and parses requests/s and the 50th/99th latency percentiles. Both use only the
-standard library plus psycopg (already a dependency of the project), so run the scripts
-with the project's virtualenv: `.venv/bin/python bench/<script>.py`.
+files, starts gunicorn with the project's production config (`config/gunicorn.py`) and
+`config.settings.production` (DEBUG off), and waits until `/health/live` answers; leaving
+the block stops gunicorn. `run_wrk` runs wrk with `--latency` and parses requests/s and the
+50th/99th latency percentiles; `Server.cpu_seconds()` reads the CPU time of the workers and
+of the database's PostgreSQL backends, for CPU per request. Only the standard library
+plus psycopg (a dependency of the project), so run the scripts with the project's
+virtualenv: `.venv/bin/python bench/<script>.py`.
 
 Environment variables (all optional):
 
     BENCH_DATABASE_URL   postgres://postgres@127.0.0.1:5432/gatehouse_bench
     BENCH_REDIS_URL      redis://127.0.0.1:6379/15 (cache, throttles, session cache, broker)
     BENCH_PORT           8765
-    BENCH_WORKERS        gunicorn workers (default: number of CPUs)
-    BENCH_WORKER_CLASS   gunicorn worker class (default: sync)
-    BENCH_THREADS        threads per worker (gthread only; default 1)
+    BENCH_WORKERS        gunicorn workers (default: config/gunicorn.py's, 2 x CPUs + 1)
+    BENCH_WORKER_CLASS   gunicorn worker class (default: the config's, sync)
+    BENCH_THREADS        threads per worker (gthread)
     WRK                  path of the wrk binary (default: wrk on PATH)
 """
 
@@ -124,12 +126,24 @@ class Server:
         """One JSON request; returns (status, decoded body or raw text). Never raises on an HTTP error status."""
         return http_json(method, self.url(path), body=body, headers=headers, timeout=timeout)
 
-    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by the gunicorn workers and by this database's PostgreSQL backends.
+
+        Unlike requests/s, CPU per request hardly moves when other work shares the machine:
+        take it before and after a load run and divide by the requests served.
+        """
+        return {
+            "workers": process_cpu_seconds(_worker_pids(self.process.pid)),
+            "postgres": process_cpu_seconds(database_backend_pids(self.env["DATABASE_URL"])),
+        }
+
+    def manage(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """Run `manage.py <args>` with the server's settings and environment (same database and Redis)."""
-        return subprocess.run(
+        return subprocess.run(  # noqa: S603 (our own manage.py)
             [_python(), str(ROOT / "manage.py"), *args],
             cwd=ROOT,
             env=self.env,
+            input=input,
             check=check,
             capture_output=True,
             text=True,
@@ -170,6 +184,9 @@ def _tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
+GUNICORN_CONFIG = ROOT / "config" / "gunicorn.py"
+
+
 @contextlib.contextmanager
 def start_server(
     env_overrides: Mapping[str, str] | None = None,
@@ -182,15 +199,20 @@ def start_server(
     collectstatic: bool = True,
     ready_timeout: float = 60,
 ) -> Iterator[Server]:
-    """Start gunicorn with production settings on 127.0.0.1 and yield a `Server`; stop it on exit.
+    """Start gunicorn the production way on 127.0.0.1 and yield a `Server`; stop it on exit.
 
-    Creates the database if needed and runs migrate (and collectstatic) first, as a deploy would.
+    Creates the database if needed and runs migrate (and collectstatic) first, as a deploy would,
+    then starts gunicorn with the project's production config (config/gunicorn.py: its worker
+    count, keep-alive, access log and worker recycling) and `config.settings.production`.
+    `workers`, `worker_class` and `threads` (or BENCH_WORKERS, BENCH_WORKER_CLASS,
+    BENCH_THREADS) override the config; gunicorn's own variables in `env_overrides`
+    (e.g. GUNICORN_MAX_REQUESTS) work as they do in production.
     """
     env = server_env(env_overrides)
     port = port or int(os.environ.get("BENCH_PORT", DEFAULT_PORT))
-    workers = workers or int(os.environ.get("BENCH_WORKERS", os.cpu_count() or 1))
-    worker_class = worker_class or os.environ.get("BENCH_WORKER_CLASS", "sync")
-    threads = threads or int(os.environ.get("BENCH_THREADS", 1))
+    workers = workers or int(os.environ.get("BENCH_WORKERS", 0)) or None
+    worker_class = worker_class or os.environ.get("BENCH_WORKER_CLASS") or None
+    threads = threads or int(os.environ.get("BENCH_THREADS", 0)) or None
     if not _port_is_free(port):
         raise SystemExit(f"port {port} is in use: set BENCH_PORT to a free port")
 
@@ -202,45 +224,87 @@ def start_server(
     if collectstatic:
         steps.append(["collectstatic", "--noinput", "-v", "0"])
     for step in steps:
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: S603 (our own manage.py)
             [_python(), str(ROOT / "manage.py"), *step], cwd=ROOT, env=env, capture_output=True, text=True
         )
         if done.returncode:
             raise SystemExit(f"manage.py {' '.join(step)} failed:\n{done.stdout}{done.stderr}")
 
     log_path = BENCH_VAR / f"gunicorn-{port}.log"
-    command = [
-        _gunicorn(),
-        "config.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        worker_class,
-        "--threads",
-        str(threads),
-        "--timeout",
-        "30",
-        "--graceful-timeout",
-        "5",
-        "--error-logfile",
-        "-",
-    ]
+    command = [_gunicorn()]
+    if GUNICORN_CONFIG.exists():
+        command += ["--config", str(GUNICORN_CONFIG)]
+    else:  # before config/gunicorn.py existed: gunicorn's defaults, without its access log
+        command += ["--workers", str(os.cpu_count() or 1)]
+    command += ["--bind", f"127.0.0.1:{port}", "--timeout", "30", "--graceful-timeout", "5"]
+    if workers:
+        command += ["--workers", str(workers)]
+    if worker_class:
+        command += ["--worker-class", worker_class]
+    if threads:
+        command += ["--threads", str(threads)]
+    # gunicorn's control socket has one default path per user: two servers at once would clash.
+    command += ["--no-control-socket", "config.wsgi:application"]
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(
-        base_url=f"http://127.0.0.1:{port}",
-        env=env,
-        process=process,
-        log_path=log_path,
-        description=f"gunicorn {worker_class} x{workers}" + (f" ({threads} threads)" if threads > 1 else ""),
-    )
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    server = Server(base_url=f"http://127.0.0.1:{port}", env=env, process=process, log_path=log_path)
     try:
         _wait_ready(server, ready_timeout)
+        server.description = _describe(server, command)
         yield server
     finally:
         _stop(process)
+
+
+def _describe(server: Server, command: list[str]) -> str:
+    """What is serving, e.g. "gunicorn -c config/gunicorn.py, 5 sync workers", once every worker has booted."""
+    counts, deadline = [], time.monotonic() + 15
+    while time.monotonic() < deadline and (len(counts) < 5 or len(set(counts[-5:])) > 1):
+        counts.append(len(_worker_pids(server.process.pid)))
+        time.sleep(0.2)
+    config = "-c config/gunicorn.py" if GUNICORN_CONFIG.exists() else "(defaults)"
+    kind = next((command[i + 1] for i, part in enumerate(command) if part == "--worker-class"), "sync")
+    threads = next((command[i + 1] for i, part in enumerate(command) if part == "--threads"), None)
+    return f"gunicorn {config}, {counts[-1] if counts else '?'} {kind} workers" + (
+        f" x {threads} threads" if threads else ""
+    )
+
+
+def _worker_pids(master_pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(pid) for pid in children]
+
+
+def process_cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of the processes (Linux /proc); processes gone or unreadable count 0."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
+def database_backend_pids(database_url: str) -> list[int]:
+    """PIDs of the PostgreSQL server processes serving connections to this database (other than ours)."""
+    import psycopg
+
+    parsed = urllib.parse.urlsplit(database_url)
+    url = urllib.parse.urlunsplit(parsed._replace(scheme="postgresql"))
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=2) as connection:
+            rows = connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+    except psycopg.Error:
+        return []
+    return [row[0] for row in rows]
 
 
 def _wait_ready(server: Server, timeout: float) -> None:
@@ -281,14 +345,14 @@ def http_json(
 ) -> tuple[int, object]:
     """Send one request with a JSON body (if any); returns (status, JSON body or text)."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (the bench server's http URL)
     request.add_header("Accept", "application/json")
     if data is not None:
         request.add_header("Content-Type", "application/json")
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (our own http URL)
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             status, raw = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, raw = error.code, error.read()
@@ -374,7 +438,7 @@ def run_wrk(
         script.close()
         command += ["--script", script.name]
     try:
-        done = subprocess.run([*command, url], capture_output=True, text=True, check=False)
+        done = subprocess.run([*command, url], capture_output=True, text=True, check=False)  # noqa: S603
     finally:
         if script is not None:
             os.unlink(script.name)
@@ -382,14 +446,12 @@ def run_wrk(
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     result = parse_wrk(done.stdout)
     result["output"] = done.stdout
-    if not allow_errors and (result["non_2xx"] or result["socket_errors"]):
+    if not allow_errors and (result["non_2xx"] or result["socket_errors"] or not result["requests"]):
         raise RuntimeError(f"{url}: {result['non_2xx']} non-2xx responses, {result['socket_errors']} socket errors")
     return result
 
 
-def run_rounds(
-    scenarios: Mapping[str, Callable[[], dict]], rounds: int = 3, pause: float = 1.0
-) -> dict[str, dict]:
+def run_rounds(scenarios: Mapping[str, Callable[[], dict]], rounds: int = 3, pause: float = 1.0) -> dict[str, dict]:
     """Run every scenario `rounds` times, interleaved (A B C A B C ...) so that background load on a shared
     machine hits all of them alike, and return each scenario's median figures plus the per-round rps."""
     runs: dict[str, list[dict]] = {name: [] for name in scenarios}
@@ -404,6 +466,7 @@ def run_rounds(
             "p50_ms": statistics.median(r["p50_ms"] for r in results),
             "p99_ms": statistics.median(r["p99_ms"] for r in results),
             "rounds_rps": [r["rps"] for r in results],
+            "runs": results,
         }
     return summary
 
@@ -414,7 +477,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row):
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"
+        return (
+            "| "
+            + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+            + " |"
+        )
 
     separator = "| " + " | ".join("-" * w if i == 0 else "-" * (w - 1) + ":" for i, w in enumerate(widths)) + " |"
     return "\n".join([line(cells[0]), separator, *(line(row) for row in cells[1:])])

@@ -35,8 +35,9 @@ _PATTERNS = (
     (re.compile(rf"\b({_SCHEME})(\s+)[A-Za-z0-9._~+/=-]{{8,}}", re.IGNORECASE), rf"\1\2{REDACTED}"),
     # A JWT anywhere (header.payload.signature, each base64url; the header always starts with eyJ).
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
-    # A Gatehouse API key anywhere: sk_ then its URL-safe body.
-    (re.compile(r"\bsk_[A-Za-z0-9_-]{8,}"), f"sk_{REDACTED}"),
+    # A Gatehouse API key anywhere (sk_ + 49 characters); the 11-character display prefix stays
+    # readable, it is what identifies a key in logs.
+    (re.compile(r"\bsk_[A-Za-z0-9_-]{40,}"), f"sk_{REDACTED}"),
     # name=value / name: value / "name": "value" / 'name': 'value' for the sensitive names.
     (
         re.compile(

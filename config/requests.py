@@ -1,11 +1,18 @@
 """Helpers for reading facts about the client from a request."""
 
+import ipaddress
+
 from rest_framework.throttling import BaseThrottle
 
 
 def client_ip(request) -> str | None:
-    """The client's address, trusting X-Forwarded-For only as far as NUM_PROXIES allows (as DRF's throttles do)."""
-    return BaseThrottle().get_ident(request) or None
+    """The client's address, trusting X-Forwarded-For only as far as NUM_PROXIES allows (as DRF's
+    throttles do); None when that is not an IP address (a forged header behind a misconfigured proxy count)."""
+    candidate = BaseThrottle().get_ident(request)
+    try:
+        return str(ipaddress.ip_address(candidate.strip()))
+    except (ValueError, AttributeError):
+        return None
 
 
 def bearer_token(request) -> str | None:

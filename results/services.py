@@ -9,14 +9,22 @@ written down in `PendingFileDeletion` *before* the step that could orphan it:
   files;
 - deleting a result or task journals its files in the deleting transaction, then tries to
   delete them at once; what cannot be deleted now stays journalled and is retried.
+
+Uploads to a remote storage (Cloudinary) are retried here, a bounded number of times with
+back-off, rather than by re-running the Celery job: the job's second delivery finds its run
+already `running` and does nothing (that is what keeps it idempotent), and the files are only
+in this process's memory. A file whose storage keeps failing is kept in local storage instead,
+and the result says so in `warnings`.
 """
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -50,6 +58,8 @@ class StoredFile:
     name: str
     size: int
     content_type: str
+    # Set when the file is not where settings.RESULTS_STORAGES wanted it (kept locally): says why.
+    warning: str = ""
 
 
 @dataclass
@@ -75,8 +85,70 @@ def _journal(*, files: Iterable[tuple[str, str]], reason: str, not_before) -> li
     return ids
 
 
+def _save(*, alias: str, name: str, content: bytes) -> str:
+    """Save under `name`, replacing a file an earlier attempt of the same run left there."""
+    storage = result_storage.get_storage(alias)
+    # A storage that overwrites in place (Cloudinary: same public id, overwrite=True) needs no
+    # check; another one would pick a new name next to an existing file.
+    if not getattr(storage, "overwrites", False) and storage.exists(name):
+        storage.delete(name)
+    return storage.save(name, ContentFile(content))
+
+
+def _save_with_retries(*, alias: str, name: str, content: bytes) -> str:
+    """Save, retrying transient failures (no answer, a 5xx) with back-off: at most RESULTS_UPLOAD_ATTEMPTS tries.
+
+    Every try uploads under the same name, so a try whose answer was lost (the file did arrive)
+    is overwritten by the next one, never duplicated.
+    """
+    attempts = max(settings.RESULTS_UPLOAD_ATTEMPTS, 1)
+    for attempt in range(1, attempts + 1):
+        try:
+            return _save(alias=alias, name=name, content=content)
+        except Exception as error:
+            if attempt == attempts or not result_storage.is_transient(error):
+                raise
+            delay = settings.RESULTS_UPLOAD_BACKOFF * 2 ** (attempt - 1)
+            logger.warning(
+                "upload of %s:%s failed (try %s of %s), again in %.1fs: %s",
+                alias,
+                name,
+                attempt,
+                attempts,
+                delay,
+                error,
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class _SkippedUpload(Exception):
+    """Not tried: the same storage already failed for an earlier file of the run."""
+
+
+def _upload_failure(error: Exception) -> str:
+    if isinstance(error, _SkippedUpload):
+        return "not tried: it failed for an earlier file of this run"
+    if isinstance(error, result_storage.StorageRejected):
+        return "it refused the upload"
+    if result_storage.is_transient(error):
+        return f"no answer, or an error, after {max(settings.RESULTS_UPLOAD_ATTEMPTS, 1)} tries"
+    return f"{type(error).__name__}"
+
+
+def _journal_unclaimed(alias: str, name: str) -> None:
+    _journal(
+        files=[(alias, name)], reason=PendingFileDeletion.Reason.UNCLAIMED, not_before=timezone.now() + UNCLAIMED_GRACE
+    )
+
+
 def result_files_upload(*, task_id: int, run_number: int, artifacts: list[Artifact]) -> list[StoredFile]:
-    """Save a run's files under their deterministic names, journalled first so none can be orphaned."""
+    """Save a run's files under their deterministic names, journalled first so none can be orphaned.
+
+    A file whose storage keeps failing (after the retries) is saved in local storage instead,
+    with a `warning`; once a storage has failed for good, the run's later files skip it. Raises
+    only when local storage fails too.
+    """
     planned = []
     for artifact in artifacts:
         alias = result_storage.storage_alias_for(artifact.kind)
@@ -88,26 +160,49 @@ def result_files_upload(*, task_id: int, run_number: int, artifacts: list[Artifa
         not_before=timezone.now() + UNCLAIMED_GRACE,
     )
     stored = []
+    failed: set[str] = set()  # services that failed for good in this run
+    fallback = result_storage.fallback_alias()
     for artifact, alias, name in planned:
-        storage = result_storage.get_storage(alias)
-        # An earlier attempt of the same run may have saved this name: overwrite it rather
-        # than let the storage pick a new name next to it.
-        if storage.exists(name):
-            storage.delete(name)
-        saved_name = storage.save(name, ContentFile(artifact.content))
-        if saved_name != name:  # the storage renamed it after all: journal the real name too
-            _journal(
-                files=[(alias, saved_name)],
-                reason=PendingFileDeletion.Reason.UNCLAIMED,
-                not_before=timezone.now() + UNCLAIMED_GRACE,
+        warning = ""
+        saved_alias = alias
+        service = result_storage.service_of(alias)
+        try:
+            if service in failed:
+                raise _SkippedUpload
+            saved_name = _save_with_retries(alias=alias, name=name, content=artifact.content)
+        except Exception as error:
+            if alias == fallback:
+                raise
+            failed.add(service)
+            if not isinstance(error, _SkippedUpload):
+                logger.warning(
+                    "task %s run %s: %s file kept in %s storage: %s: %s",
+                    task_id,
+                    run_number,
+                    artifact.kind,
+                    fallback,
+                    type(error).__name__,
+                    error,
+                )
+            # The owner is told what happened, not the storage's internals (hosts, request ids).
+            warning = (
+                f"The {artifact.kind} file could not be stored in {result_storage.storage_label(alias)} "
+                f"({_upload_failure(error)}); it is kept in the server's local storage."
             )
+            # The failed upload may still have arrived: its journal row (above) gets it deleted later.
+            _journal_unclaimed(fallback, name)
+            saved_alias = fallback
+            saved_name = _save(alias=fallback, name=name, content=artifact.content)
+        if saved_name != name:  # the storage renamed it after all: journal the real name too
+            _journal_unclaimed(saved_alias, saved_name)
         stored.append(
             StoredFile(
                 kind=artifact.kind,
-                storage=alias,
+                storage=saved_alias,
                 name=saved_name,
                 size=len(artifact.content),
                 content_type=result_storage.CONTENT_TYPES[artifact.kind],
+                warning=warning,
             )
         )
     return stored
@@ -200,8 +295,9 @@ def result_delete(*, result: Result) -> DeletionReport:
         if outcome.error is None:
             report.files_deleted.append(kind)
         else:
+            # The details (hosts, request ids) go to the journal row and the log, not to the client.
             report.warnings.append(
-                f"The {kind} file could not be deleted from storage now ({outcome.error}); "
+                f"The {kind} file could not be deleted from {result_storage.storage_label(outcome.storage)} now; "
                 "the deletion is recorded and will be retried."
             )
     return report
@@ -230,6 +326,9 @@ def pending_file_deletions_process(*, ids: list[int] | None = None, limit: int =
     else:
         candidates = candidates.filter(pk__in=ids)
     outcomes = []
+    # A storage that did not answer is not called again in this pass: a DELETE request waits
+    # for one timeout, not one per file.
+    unreachable: dict[str, str] = {}
     for pk in list(candidates.values_list("pk", flat=True)[:limit]):
         with transaction.atomic():
             row = PendingFileDeletion.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
@@ -238,9 +337,14 @@ def pending_file_deletions_process(*, ids: list[int] | None = None, limit: int =
             if ResultFile.objects.filter(storage=row.storage, name=row.name).exists():
                 row.delete()
                 continue
+            service = result_storage.service_of(row.storage)
             try:
+                if service in unreachable:
+                    raise result_storage.StorageUnavailable(f"{unreachable[service]} (not tried again in this pass)")
                 result_storage.get_storage(row.storage).delete(row.name)
             except Exception as error:  # any storage failure is retried later, never raised to the caller
+                if result_storage.is_transient(error) and service not in unreachable:
+                    unreachable[service] = str(error)
                 row.attempts += 1
                 row.last_error = f"{type(error).__name__}: {error}"[:2000]
                 row.not_before = timezone.now() + _backoff(row.attempts)
@@ -251,6 +355,61 @@ def pending_file_deletions_process(*, ids: list[int] | None = None, limit: int =
                 row.delete()
                 outcomes.append(DeletionOutcome(row.storage, row.name, None))
     return outcomes
+
+
+# AUDITING A REMOTE STORAGE (manage.py cloudinary_orphans)
+# ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssetAudit:
+    """A file found in a remote storage, and what the database says about it."""
+
+    storage: str
+    public_id: str
+    name: str
+    bytes: int
+    created_at: str
+    status: str  # "referenced" (a result's file), "pending" (journalled for deletion), "orphaned"
+
+
+def remote_storage_aliases() -> list[str]:
+    """The STORAGES aliases whose files can be listed (Cloudinary's)."""
+    return [alias for alias in settings.STORAGES if hasattr(result_storage.get_storage(alias), "list_assets")]
+
+
+def remote_assets_audit(*, page_size: int = 500) -> list[AssetAudit]:
+    """Every result file in the remote (listable) storages, classified against the database.
+
+    The storage is listed first, then the journal, then the results: a file moves from the
+    journal to a Result in one transaction, so read in this order no file in flight is taken
+    for an orphan.
+    """
+    aliases = remote_storage_aliases()
+    listed = [
+        (alias, asset)
+        for alias in aliases
+        for asset in result_storage.get_storage(alias).list_assets(page_size=page_size)
+    ]
+    pending = set(PendingFileDeletion.objects.filter(storage__in=aliases).values_list("storage", "name"))
+    referenced = set(ResultFile.objects.filter(storage__in=aliases).values_list("storage", "name"))
+    audits = []
+    for alias, asset in listed:
+        key = (alias, asset.name)
+        status = "referenced" if key in referenced else "pending" if key in pending else "orphaned"
+        audits.append(AssetAudit(alias, asset.public_id, asset.name, asset.bytes, asset.created_at, status))
+    return audits
+
+
+def remote_orphan_delete(*, storage: str, name: str) -> bool:
+    """Delete a file no result references and nothing journals (checked again now); False if it is claimed."""
+    if (
+        ResultFile.objects.filter(storage=storage, name=name).exists()
+        or PendingFileDeletion.objects.filter(storage=storage, name=name).exists()
+    ):
+        return False
+    result_storage.get_storage(storage).delete(name)
+    return True
 
 
 def history_document(*, task_id: int, run_number: int, steps: list, history: list, error: str) -> bytes:

@@ -3,12 +3,13 @@
 Names are deterministic per (task, run, kind) so a retried or redelivered run overwrites
 its own files instead of leaving duplicates, and unguessable (an HMAC under SECRET_KEY)
 so nobody finds a file by counting task ids. Files on a local `FileSystemStorage` are
-served by the API to their owner only; any other storage (Cloudinary, issue 6) hands out
-its own delivery URLs.
+served by the API to their owner only; any other storage (Cloudinary, see
+results/cloudinary_backend.py and docs/storage.md) hands out its own delivery URLs.
 """
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import FileSystemStorage, InvalidStorageError, Storage, storages
 from django.http import FileResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
@@ -19,13 +20,50 @@ EXTENSIONS = {"gif": "gif", "script": "py", "history": "json"}
 CONTENT_TYPES = {"gif": "image/gif", "script": "text/x-python; charset=utf-8", "history": "application/json"}
 
 
+class StorageUnavailable(ConnectionError):
+    """The file store did not answer, or answered with a server error: worth retrying later."""
+
+
+class StorageRejected(Exception):
+    """The file store refused the request (credentials, signature, bad request): retrying will not help."""
+
+
 def storage_alias_for(kind: str) -> str:
     """The STORAGES alias that keeps new files of this kind."""
     return settings.RESULTS_STORAGES[kind]
 
 
+def fallback_alias() -> str:
+    """Where a file goes when its storage keeps failing: local storage, served by the API."""
+    return settings.RESULTS_FALLBACK_STORAGE
+
+
 def get_storage(alias: str) -> Storage:
     return storages[alias]
+
+
+def storage_label(alias: str) -> str:
+    """A name for the storage in messages to the owner ("Cloudinary", or the alias)."""
+    return getattr(get_storage(alias), "label", alias) if _configured(alias) else alias
+
+
+def service_of(alias: str) -> str:
+    """What fails together: storages on one remote service (Cloudinary's image and raw) share it."""
+    return getattr(get_storage(alias), "service", alias) if _configured(alias) else alias
+
+
+def is_transient(error: Exception) -> bool:
+    """Whether a storage error may pass by trying again (no answer, a 5xx), as opposed to a refusal."""
+    return isinstance(error, ConnectionError | TimeoutError) and not isinstance(error, StorageRejected)
+
+
+def _configured(alias: str) -> bool:
+    """False when files were stored under a storage that is no longer configured (Cloudinary credentials removed)."""
+    try:
+        get_storage(alias)
+    except (InvalidStorageError, ImproperlyConfigured):
+        return False
+    return True
 
 
 def result_file_name(*, task_id: int, run_number: int, kind: str) -> str:
@@ -45,8 +83,13 @@ def is_served_by_api(alias: str) -> bool:
     return isinstance(get_storage(alias), FileSystemStorage)
 
 
-def file_url(*, request, task_id: int, kind: str, alias: str, name: str) -> str:
-    """The URL a client fetches the file from: our owner-only endpoint, or the storage's delivery URL."""
+def file_url(*, request, task_id: int, kind: str, alias: str, name: str) -> str | None:
+    """The URL a client fetches the file from: our owner-only endpoint, or the storage's delivery URL.
+
+    None when the file's storage is not configured any more.
+    """
+    if not _configured(alias):
+        return None
     if is_served_by_api(alias):
         path = reverse("result-file", kwargs={"task_id": task_id, "kind": kind})
         return request.build_absolute_uri(path) if request is not None else path
@@ -55,6 +98,8 @@ def file_url(*, request, task_id: int, kind: str, alias: str, name: str) -> str:
 
 def file_response(file) -> HttpResponseBase:
     """Serve a stored result file: streamed from local storage, or a redirect to the storage's delivery URL."""
+    if not _configured(file.storage):
+        raise NotFound(f"The file is kept in storage {file.storage!r}, which is not configured on this server.")
     if not is_served_by_api(file.storage):
         return HttpResponseRedirect(get_storage(file.storage).url(file.name))
     try:

@@ -498,6 +498,8 @@ def task_run_record(*, claim: RunClaim, report, error: str) -> bool:
             + f"The result files could not be stored: {type(storage_error).__name__}: {storage_error}",
         )
         return False
+    # A file its storage kept refusing is kept locally (results.services): the result says so.
+    warnings += [file.warning for file in files if file.warning]
     return task_run_finish(claim=claim, report=report, files=files, error=error, warnings=warnings)
 
 

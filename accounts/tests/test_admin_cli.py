@@ -123,3 +123,21 @@ def test_admin_setting_a_password_ends_the_users_sessions(admin_client, user, lo
     )
     assert response.status_code == 302
     assert token_client.get("/api/v1/auth/me").status_code == 401
+
+
+def test_setup_auth_can_create_an_api_key_for_the_admin(client_for):
+    out = run(
+        "setup_auth",
+        "--username",
+        "boss",
+        "--email",
+        "boss@example.com",
+        "--password-stdin",
+        "--no-input",
+        "--api-key",
+        "deploy",
+        stdin="a-long-enough-passphrase\n",
+    )
+    key = out.rsplit("store it now): ", 1)[1].strip()
+    assert key.startswith("sk_")
+    assert client_for(key).get("/api/v1/auth/me").json()["username"] == "boss"

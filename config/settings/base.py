@@ -10,8 +10,10 @@ import hashlib
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config.logging import logging_config
 
@@ -68,7 +70,7 @@ REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "gatehouse",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
@@ -253,6 +255,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.schema.split_alternative_security",
+    ],
     # A task's expected_status and a result's actual_status share one set of values.
     "ENUM_NAME_OVERRIDES": {"RunOutcomeEnum": "tasks.models.ExpectedStatus"},
 }
@@ -300,6 +306,53 @@ RESULTS_STORAGES = {"gif": "default", "script": "default", "history": "default"}
 RESULTS_GIF_MAX_WIDTH = env.int("RESULTS_GIF_MAX_WIDTH", default=800)
 # File deletions that failed (storage unreachable) are retried this often, with backoff.
 RESULTS_DELETION_RETRY_INTERVAL = env.int("RESULTS_DELETION_RETRY_INTERVAL", default=300)
+
+# CLOUDINARY: result files on Cloudinary when credentials are set; docs/storage.md
+# ------------------------------------------------------------------------------
+# The cloudinary SDK reads the environment itself (results/cloudinary_backend.py): CLOUDINARY_URL
+# with all its query parameters (upload_prefix, cname, secure_distribution, private_cdn, ...),
+# or, when CLOUDINARY_CLOUD_NAME is set, CLOUDINARY_API_KEY, CLOUDINARY_API_SECRET and every
+# other CLOUDINARY_* variable. Here we only decide whether it is on and check it is complete.
+CLOUDINARY_URL = env("CLOUDINARY_URL", default="")
+_cloudinary_parts = {
+    name: env(name, default="") for name in ("CLOUDINARY_CLOUD_NAME", "CLOUDINARY_API_KEY", "CLOUDINARY_API_SECRET")
+}
+_cloudinary_secure = ""
+if _cloudinary_parts["CLOUDINARY_CLOUD_NAME"]:
+    _missing = [name for name, value in _cloudinary_parts.items() if not value]
+    if _missing:
+        raise ImproperlyConfigured(f"CLOUDINARY_CLOUD_NAME is set without {' and '.join(_missing)}: set all three.")
+    _cloudinary_secure = env("CLOUDINARY_SECURE", default="")
+elif CLOUDINARY_URL:
+    _parsed = urlsplit(CLOUDINARY_URL)
+    if _parsed.scheme != "cloudinary" or not (_parsed.hostname and _parsed.username and _parsed.password):
+        raise ImproperlyConfigured("CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME[?...].")
+    _cloudinary_secure = parse_qs(_parsed.query).get("secure", [""])[-1]
+CLOUDINARY_ENABLED = bool(_cloudinary_parts["CLOUDINARY_CLOUD_NAME"] or CLOUDINARY_URL)
+# django-cloudinary-storage's settings. It calls cloudinary.config(secure=SECURE) on import, so
+# SECURE follows the environment (`secure=false` in the URL is the string "false" to the SDK).
+CLOUDINARY_STORAGE = {
+    # Every public id starts with this folder; give each environment sharing an account its own
+    # (the orphan command, manage.py cloudinary_orphans, only looks under it).
+    "PREFIX": env("RESULTS_CLOUDINARY_FOLDER", default="gatehouse"),
+    "MEDIA_TAG": "gatehouse-results",
+    "SECURE": _cloudinary_secure.strip().lower() not in ("false", "0", "no", "off"),
+}
+CLOUDINARY_STORAGES = {
+    alias: {"BACKEND": "results.cloudinary_backend.CloudinaryStorage", "OPTIONS": {"resource_type": resource_type}}
+    for alias, resource_type in (("cloudinary_image", "image"), ("cloudinary_raw", "raw"))
+}
+if CLOUDINARY_ENABLED:
+    # The GIF as an image, the replay script and the history as raw files.
+    STORAGES = {**STORAGES, **CLOUDINARY_STORAGES}
+    RESULTS_STORAGES = {"gif": "cloudinary_image", "script": "cloudinary_raw", "history": "cloudinary_raw"}
+# Where a file goes when its storage keeps failing (the result then carries a warning).
+RESULTS_FALLBACK_STORAGE = "default"
+# Seconds a storage call may wait for an answer (connect: at most 3).
+RESULTS_STORAGE_TIMEOUT = env.float("RESULTS_STORAGE_TIMEOUT", default=10.0)
+# Tries per file upload when the storage does not answer or fails (5xx), waiting BACKOFF, 2 x BACKOFF, ...
+RESULTS_UPLOAD_ATTEMPTS = env.int("RESULTS_UPLOAD_ATTEMPTS", default=3)
+RESULTS_UPLOAD_BACKOFF = env.float("RESULTS_UPLOAD_BACKOFF", default=1.0)
 
 # CELERY: https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # ------------------------------------------------------------------------------

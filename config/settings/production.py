@@ -5,7 +5,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.logging import logging_config
 
 from .base import *  # noqa: F403
-from .base import DATABASES, LOG_LEVEL, env
+from .base import DATABASES, LOG_LEVEL, STORAGES, env
 
 DEBUG = env.bool("DEBUG", default=False)
 # Refuse to start on the generated development secret: every replica must share one.
@@ -36,10 +36,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # STATIC: collected and compressed, served by WhiteNoise.
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
+# Only the static files storage changes: the media aliases of base (Cloudinary's too) are kept.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}
 WHITENOISE_USE_FINDERS = False
 
 # LOGGING: one JSON object per line (config/logging.py), with the request or task id; LOG_FORMAT=plain

@@ -1,7 +1,24 @@
 """Tests: fast hashing, generous throttles, in-memory email. Real services when the environment names them."""
 
+from urllib.parse import parse_qs, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
-from .base import PASSWORD_HASHERS, REST_FRAMEWORK
+from .base import CLOUDINARY_ENABLED, PASSWORD_HASHERS, REST_FRAMEWORK, env
+
+
+def _cloudinary_is_local() -> bool:
+    url = env("CLOUDINARY_URL", default="")
+    prefix = parse_qs(urlsplit(url).query).get("upload_prefix", [""])[-1] or env("CLOUDINARY_UPLOAD_PREFIX", default="")
+    return urlsplit(prefix).hostname in {"127.0.0.1", "localhost", "::1"}
+
+
+# The tests bring their own local Cloudinary API (results/tests/cloudinary_server.py, which the
+# worker processes they start are pointed at). Credentials of a real account, from the environment
+# or .env, would send test uploads and deletions to it.
+if CLOUDINARY_ENABLED and not _cloudinary_is_local():
+    raise ImproperlyConfigured("Unset CLOUDINARY_URL / CLOUDINARY_* (environment or .env) to run the tests.")
 
 DEBUG = False
 ALLOWED_HOSTS = ["*"]

@@ -55,6 +55,9 @@ def test_schema_declares_bearer_and_every_accounts_path(api_client):
     schemes = schema["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     assert schemes["passwordLogin"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    # Alternatives, each its own requirement object (one object would mean "all of them").
+    assert {"bearerAuth": []} in schema["paths"]["/api/v1/auth/me"]["get"]["security"]
+    assert {"passwordLogin": []} in schema["paths"]["/api/v1/auth/me"]["get"]["security"]
     for path in [
         "/api/v1/auth/login",
         "/api/v1/auth/register",
@@ -73,3 +76,22 @@ def test_docs_pages_use_only_local_assets(api_client, page):
     html = response.content.decode()
     assert "cdn.jsdelivr" not in html and "unpkg" not in html
     assert "/static/drf_spectacular_sidecar/" in html
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "expected"), [("203.0.113.9", "203.0.113.9"), ("<script>", None), ("1.2.3.4.5", None)]
+)
+def test_client_address_is_validated_even_behind_a_misconfigured_proxy_count(
+    api_client, settings, user, password, forwarded, expected
+):
+    from accounts.models import AuthSession
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    response = api_client.post(
+        "/api/v1/auth/login",
+        {"username": "alice", "password": password},
+        format="json",
+        HTTP_X_FORWARDED_FOR=forwarded,
+    )
+    assert response.status_code == 200
+    assert AuthSession.objects.get().ip_address == expected

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.management.commands.create_user import create_user_or_fail, read_password
 from accounts.models import User
+from apikeys.services import api_key_create
 
 
 class Command(BaseCommand):
@@ -38,10 +39,6 @@ class Command(BaseCommand):
             self._create_api_key(admin, api_key)
 
     def _create_api_key(self, user, name):
-        try:
-            from apikeys.services import api_key_create
-        except ImportError:
-            raise CommandError("API keys are not available in this installation.") from None
         _, plaintext = api_key_create(user=user, name=name)
         self.stdout.write(f"API key (shown once, store it now): {plaintext}")
 
