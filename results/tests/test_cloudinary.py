@@ -93,7 +93,7 @@ def test_uploads_are_signed_and_a_bad_signature_is_refused_with_401(cloudinary):
 # ------------------------------------------------------------------------------
 
 
-def settings_in_subprocess(env: dict[str, str], module: str = "config.settings.test") -> dict:
+def settings_in_subprocess(env: dict[str, str], module: str = "config.settings.base") -> dict:
     """Import the settings in a fresh interpreter with this environment; what they chose, or the error."""
     code = (
         "import json, django\n"
@@ -155,6 +155,15 @@ def test_storage_selection_follows_the_environment():
     )
     assert production["backend"] == "CloudinaryStorage"
     assert {"cloudinary_image", "cloudinary_raw", "staticfiles"} <= set(production["aliases"])
+
+    # The test settings refuse a real account (uploads would reach it), and accept a local API.
+    assert "Unset CLOUDINARY_URL" in settings_in_subprocess(
+        {"CLOUDINARY_URL": "cloudinary://k:s@demo"}, module="config.settings.test"
+    ).get("error", "")
+    local_api = settings_in_subprocess(
+        {"CLOUDINARY_URL": "cloudinary://k:s@demo?upload_prefix=http://127.0.0.1:9"}, module="config.settings.test"
+    )
+    assert local_api["backend"] == "CloudinaryStorage"
 
     # Incomplete or malformed configuration: a clear error at start-up, not a 500 later.
     assert "CLOUDINARY_CLOUD_NAME is set without CLOUDINARY_API_SECRET: set all three." in settings_in_subprocess(
