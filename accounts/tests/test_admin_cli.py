@@ -1,4 +1,5 @@
 import io
+import sys
 
 import pytest
 from django.core.management import call_command
@@ -51,8 +52,6 @@ def test_admin_pages_render(admin_client, user, login):
 
 def run(command, *args, stdin=""):
     out = io.StringIO()
-    import sys
-
     old = sys.stdin
     sys.stdin = io.StringIO(stdin)
     try:
@@ -92,17 +91,19 @@ def test_create_user_errors_are_one_line(user, password, message):
         )
 
 
+SETUP_FIRST_ADMIN = (
+    "setup_auth",
+    "--username",
+    "boss",
+    "--email",
+    "boss@example.com",
+    "--password-stdin",
+    "--no-input",
+)
+
+
 def test_setup_auth_creates_the_first_admin_once():
-    out = run(
-        "setup_auth",
-        "--username",
-        "boss",
-        "--email",
-        "boss@example.com",
-        "--password-stdin",
-        "--no-input",
-        stdin="a-long-enough-passphrase\n",
-    )
+    out = run(*SETUP_FIRST_ADMIN, stdin="a-long-enough-passphrase\n")
     assert "Created admin 'boss'" in out
     assert "already exists" in run("setup_auth", "--no-input")
 
@@ -126,18 +127,7 @@ def test_admin_setting_a_password_ends_the_users_sessions(admin_client, user, lo
 
 
 def test_setup_auth_can_create_an_api_key_for_the_admin(client_for):
-    out = run(
-        "setup_auth",
-        "--username",
-        "boss",
-        "--email",
-        "boss@example.com",
-        "--password-stdin",
-        "--no-input",
-        "--api-key",
-        "deploy",
-        stdin="a-long-enough-passphrase\n",
-    )
+    out = run(*SETUP_FIRST_ADMIN, "--api-key", "deploy", stdin="a-long-enough-passphrase\n")
     key = out.rsplit("store it now): ", 1)[1].strip()
     assert key.startswith("sk_")
     assert client_for(key).get("/api/v1/auth/me").json()["username"] == "boss"
