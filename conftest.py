@@ -19,6 +19,10 @@ from accounts.models import User
 
 TEST_PASSWORD = "correct horse battery staple"
 
+# Fixtures an app owns and other apps' tests use too, found by name: real Celery worker and
+# beat processes (start_worker, start_beat) and the local test website (local_site).
+pytest_plugins = ["tasks.tests.worker", "tasks.tests.site_server"]
+
 
 def _postgres_missing():
     if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
@@ -89,6 +93,15 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """Stored files go to a private temporary MEDIA_ROOT (a worker's VAR_DIR/media)."""
+    var_dir = tmp_path / "var"
+    (var_dir / "media").mkdir(parents=True)
+    settings.MEDIA_ROOT = str(var_dir / "media")
+    return var_dir / "media"
 
 
 @pytest.fixture

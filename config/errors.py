@@ -15,6 +15,13 @@ class ServiceError(Exception):
         super().__init__(self.detail)
 
 
+class InvalidInput(ServiceError):
+    """Input that breaks a rule only a service can check; `detail` has DRF's field-error shape.
+
+    `{"start_url": ["..."]}`, or nested where the input is: `{"steps": {"1": ["..."]}}`.
+    """
+
+
 class Conflict(ServiceError):
     """The request clashes with the current state (a taken username, a task already running)."""
 

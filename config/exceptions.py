@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
-from config.errors import WWW_AUTHENTICATE, ServiceError
+from config.errors import WWW_AUTHENTICATE, InvalidInput, ServiceError
 
 
 class _ServiceAPIException(exceptions.APIException):
@@ -21,7 +21,9 @@ def _django_validation_detail(error: DjangoValidationError):
 
 
 def api_exception_handler(exc, context):
-    if isinstance(exc, ServiceError):
+    if isinstance(exc, InvalidInput):
+        exc = exceptions.ValidationError(exc.detail)
+    elif isinstance(exc, ServiceError):
         exc = _ServiceAPIException(exc)
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(_django_validation_detail(exc))

@@ -1,7 +1,12 @@
-"""Reads of results, scoped to the owner of their task."""
+"""Reads of results: scoped to the owner of their task for the API, and the remote-storage audit for the CLI."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
 
 from config.errors import NotFound
-from results.models import Result, ResultFile
+from results import storage as result_storage
+from results.models import PendingFileDeletion, Result, ResultFile
 
 NO_RESULT = "No result for this task yet."
 
@@ -29,3 +34,47 @@ def result_file_get(*, owner, task_id: int, kind: str) -> ResultFile:
     if file is None:
         raise NotFound("No such file for this task.")
     return file
+
+
+# AUDITING A REMOTE STORAGE (manage.py cloudinary_orphans)
+# ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssetAudit:
+    """A file found in a remote storage, and what the database says about it."""
+
+    storage: str
+    public_id: str
+    name: str
+    bytes: int
+    created_at: str
+    status: str  # "referenced" (a result's file), "pending" (journalled for deletion), "orphaned"
+
+
+def remote_storage_aliases() -> list[str]:
+    """The STORAGES aliases whose files can be listed (Cloudinary's)."""
+    return [alias for alias in settings.STORAGES if hasattr(result_storage.get_storage(alias), "list_assets")]
+
+
+def remote_assets_audit(*, page_size: int = 500) -> list[AssetAudit]:
+    """Every result file in the remote (listable) storages, classified against the database.
+
+    The storage is listed first, then the journal, then the results: a file moves from the
+    journal to a Result in one transaction, so read in this order no file in flight is taken
+    for an orphan.
+    """
+    aliases = remote_storage_aliases()
+    listed = [
+        (alias, asset)
+        for alias in aliases
+        for asset in result_storage.get_storage(alias).list_assets(page_size=page_size)
+    ]
+    pending = set(PendingFileDeletion.objects.filter(storage__in=aliases).values_list("storage", "name"))
+    referenced = set(ResultFile.objects.filter(storage__in=aliases).values_list("storage", "name"))
+    audits = []
+    for alias, asset in listed:
+        key = (alias, asset.name)
+        status = "referenced" if key in referenced else "pending" if key in pending else "orphaned"
+        audits.append(AssetAudit(alias, asset.public_id, asset.name, asset.bytes, asset.created_at, status))
+    return audits

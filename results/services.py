@@ -17,21 +17,17 @@ in this process's memory. A file whose storage keeps failing is kept in local st
 and the result says so in `warnings`.
 """
 
-import json
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
 from results import storage as result_storage
 from results.models import ActualStatus, PendingFileDeletion, Result, ResultFile
-from tasks.models import Task
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +35,6 @@ logger = logging.getLogger(__name__)
 UNCLAIMED_GRACE = timedelta(minutes=30)
 # Retry back-off for deletions the storage refused: 1, 2, 4 ... minutes, at most 6 hours.
 RETRY_BACKOFF_MAX = timedelta(hours=6)
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A file a run produced, not stored yet."""
-
-    kind: str
-    content: bytes
 
 
 @dataclass(frozen=True)
@@ -85,43 +73,6 @@ def _journal(*, files: Iterable[tuple[str, str]], reason: str, not_before) -> li
     return ids
 
 
-def _save(*, alias: str, name: str, content: bytes) -> str:
-    """Save under `name`, replacing a file an earlier attempt of the same run left there."""
-    storage = result_storage.get_storage(alias)
-    # A storage that overwrites in place (Cloudinary: same public id, overwrite=True) needs no
-    # check; another one would pick a new name next to an existing file.
-    if not getattr(storage, "overwrites", False) and storage.exists(name):
-        storage.delete(name)
-    return storage.save(name, ContentFile(content))
-
-
-def _save_with_retries(*, alias: str, name: str, content: bytes) -> str:
-    """Save, retrying transient failures (no answer, a 5xx) with back-off: at most RESULTS_UPLOAD_ATTEMPTS tries.
-
-    Every try uploads under the same name, so a try whose answer was lost (the file did arrive)
-    is overwritten by the next one, never duplicated.
-    """
-    attempts = max(settings.RESULTS_UPLOAD_ATTEMPTS, 1)
-    for attempt in range(1, attempts + 1):
-        try:
-            return _save(alias=alias, name=name, content=content)
-        except Exception as error:
-            if attempt == attempts or not result_storage.is_transient(error):
-                raise
-            delay = settings.RESULTS_UPLOAD_BACKOFF * 2 ** (attempt - 1)
-            logger.warning(
-                "upload of %s:%s failed (try %s of %s), again in %.1fs: %s",
-                alias,
-                name,
-                attempt,
-                attempts,
-                delay,
-                error,
-            )
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
 class _SkippedUpload(Exception):
     """Not tried: the same storage already failed for an earlier file of the run."""
 
@@ -142,34 +93,34 @@ def _journal_unclaimed(alias: str, name: str) -> None:
     )
 
 
-def result_files_upload(*, task_id: int, run_number: int, artifacts: list[Artifact]) -> list[StoredFile]:
-    """Save a run's files under their deterministic names, journalled first so none can be orphaned.
+def result_files_upload(*, task_id: int, run_number: int, artifacts: dict[str, bytes]) -> list[StoredFile]:
+    """Save a run's files (`{kind: content}`) under their deterministic names, journalled first so none is orphaned.
 
     A file whose storage keeps failing (after the retries) is saved in local storage instead,
     with a `warning`; once a storage has failed for good, the run's later files skip it. Raises
     only when local storage fails too.
     """
     planned = []
-    for artifact in artifacts:
-        alias = result_storage.storage_alias_for(artifact.kind)
-        name = result_storage.result_file_name(task_id=task_id, run_number=run_number, kind=artifact.kind)
-        planned.append((artifact, alias, name))
+    for kind, content in artifacts.items():
+        alias = result_storage.storage_alias_for(kind)
+        name = result_storage.result_file_name(task_id=task_id, run_number=run_number, kind=kind)
+        planned.append((kind, content, alias, name))
     _journal(
-        files=[(alias, name) for _, alias, name in planned],
+        files=[(alias, name) for _, _, alias, name in planned],
         reason=PendingFileDeletion.Reason.UNCLAIMED,
         not_before=timezone.now() + UNCLAIMED_GRACE,
     )
     stored = []
     failed: set[str] = set()  # services that failed for good in this run
     fallback = result_storage.fallback_alias()
-    for artifact, alias, name in planned:
+    for kind, content, alias, name in planned:
         warning = ""
         saved_alias = alias
         service = result_storage.service_of(alias)
         try:
             if service in failed:
                 raise _SkippedUpload
-            saved_name = _save_with_retries(alias=alias, name=name, content=artifact.content)
+            saved_name = result_storage.save_with_retries(alias=alias, name=name, content=content)
         except Exception as error:
             if alias == fallback:
                 raise
@@ -179,29 +130,29 @@ def result_files_upload(*, task_id: int, run_number: int, artifacts: list[Artifa
                     "task %s run %s: %s file kept in %s storage: %s: %s",
                     task_id,
                     run_number,
-                    artifact.kind,
+                    kind,
                     fallback,
                     type(error).__name__,
                     error,
                 )
             # The owner is told what happened, not the storage's internals (hosts, request ids).
             warning = (
-                f"The {artifact.kind} file could not be stored in {result_storage.storage_label(alias)} "
+                f"The {kind} file could not be stored in {result_storage.storage_label(alias)} "
                 f"({_upload_failure(error)}); it is kept in the server's local storage."
             )
             # The failed upload may still have arrived: its journal row (above) gets it deleted later.
             _journal_unclaimed(fallback, name)
             saved_alias = fallback
-            saved_name = _save(alias=fallback, name=name, content=artifact.content)
+            saved_name = result_storage.save_replacing(alias=fallback, name=name, content=content)
         if saved_name != name:  # the storage renamed it after all: journal the real name too
             _journal_unclaimed(saved_alias, saved_name)
         stored.append(
             StoredFile(
-                kind=artifact.kind,
+                kind=kind,
                 storage=saved_alias,
                 name=saved_name,
-                size=len(artifact.content),
-                content_type=result_storage.CONTENT_TYPES[artifact.kind],
+                size=len(content),
+                content_type=result_storage.CONTENT_TYPES[kind],
                 warning=warning,
             )
         )
@@ -210,8 +161,9 @@ def result_files_upload(*, task_id: int, run_number: int, artifacts: list[Artifa
 
 def result_record(
     *,
-    task: Task,
+    task_id: int,
     run_number: int,
+    expected_status: str,
     files: list[StoredFile],
     expectation_met: bool,
     run_failed: bool,
@@ -223,7 +175,7 @@ def result_record(
     Call inside the transaction that finishes the run, with the task row locked.
     """
     actual_status = ActualStatus.SUCCESS if expectation_met else ActualStatus.FAILURE
-    previous = Result.objects.filter(task=task).prefetch_related("files").first()
+    previous = Result.objects.filter(task_id=task_id).prefetch_related("files").first()
     replaced_ids = []
     if previous is not None:
         replaced_ids = _journal(
@@ -233,14 +185,14 @@ def result_record(
         )
         previous.delete()
     result = Result.objects.create(
-        task=task,
+        task_id=task_id,
         run_number=run_number,
         actual_status=actual_status,
-        expected_status=task.expected_status,
+        expected_status=expected_status,
         # A run that could not be carried out proves nothing, whatever was expected: a
         # failed run never passes (API.md's `actual_status == expected_status` would let
         # an unreachable site "pass" a check that expects failure).
-        passed=not run_failed and actual_status == task.expected_status,
+        passed=not run_failed and actual_status == expected_status,
         history=history,
         warnings=list(warnings or []),
     )
@@ -357,50 +309,6 @@ def pending_file_deletions_process(*, ids: list[int] | None = None, limit: int =
     return outcomes
 
 
-# AUDITING A REMOTE STORAGE (manage.py cloudinary_orphans)
-# ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AssetAudit:
-    """A file found in a remote storage, and what the database says about it."""
-
-    storage: str
-    public_id: str
-    name: str
-    bytes: int
-    created_at: str
-    status: str  # "referenced" (a result's file), "pending" (journalled for deletion), "orphaned"
-
-
-def remote_storage_aliases() -> list[str]:
-    """The STORAGES aliases whose files can be listed (Cloudinary's)."""
-    return [alias for alias in settings.STORAGES if hasattr(result_storage.get_storage(alias), "list_assets")]
-
-
-def remote_assets_audit(*, page_size: int = 500) -> list[AssetAudit]:
-    """Every result file in the remote (listable) storages, classified against the database.
-
-    The storage is listed first, then the journal, then the results: a file moves from the
-    journal to a Result in one transaction, so read in this order no file in flight is taken
-    for an orphan.
-    """
-    aliases = remote_storage_aliases()
-    listed = [
-        (alias, asset)
-        for alias in aliases
-        for asset in result_storage.get_storage(alias).list_assets(page_size=page_size)
-    ]
-    pending = set(PendingFileDeletion.objects.filter(storage__in=aliases).values_list("storage", "name"))
-    referenced = set(ResultFile.objects.filter(storage__in=aliases).values_list("storage", "name"))
-    audits = []
-    for alias, asset in listed:
-        key = (alias, asset.name)
-        status = "referenced" if key in referenced else "pending" if key in pending else "orphaned"
-        audits.append(AssetAudit(alias, asset.public_id, asset.name, asset.bytes, asset.created_at, status))
-    return audits
-
-
 def remote_orphan_delete(*, storage: str, name: str) -> bool:
     """Delete a file no result references and nothing journals (checked again now); False if it is claimed."""
     if (
@@ -410,9 +318,3 @@ def remote_orphan_delete(*, storage: str, name: str) -> bool:
         return False
     result_storage.get_storage(storage).delete(name)
     return True
-
-
-def history_document(*, task_id: int, run_number: int, steps: list, history: list, error: str) -> bytes:
-    """The history file: what ran, each step's outcome and timing, and why the run stopped."""
-    document = {"task_id": task_id, "run": run_number, "steps": steps, "history": history, "error": error}
-    return json.dumps(document, indent=2, ensure_ascii=False).encode()

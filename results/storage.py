@@ -7,14 +7,20 @@ served by the API to their owner only; any other storage (Cloudinary, see
 results/cloudinary_backend.py and docs/storage.md) hands out its own delivery URLs.
 """
 
+import logging
+import time
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, InvalidStorageError, Storage, storages
 from django.http import FileResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
 from config.errors import NotFound
+
+logger = logging.getLogger(__name__)
 
 EXTENSIONS = {"gif": "gif", "script": "py", "history": "json"}
 CONTENT_TYPES = {"gif": "image/gif", "script": "text/x-python; charset=utf-8", "history": "application/json"}
@@ -55,6 +61,43 @@ def service_of(alias: str) -> str:
 def is_transient(error: Exception) -> bool:
     """Whether a storage error may pass by trying again (no answer, a 5xx), as opposed to a refusal."""
     return isinstance(error, ConnectionError | TimeoutError) and not isinstance(error, StorageRejected)
+
+
+def save_replacing(*, alias: str, name: str, content: bytes) -> str:
+    """Save under `name`, replacing a file an earlier attempt of the same run left there."""
+    storage = get_storage(alias)
+    # A storage that overwrites in place (Cloudinary: same public id, overwrite=True) needs no
+    # check; another one would pick a new name next to an existing file.
+    if not getattr(storage, "overwrites", False) and storage.exists(name):
+        storage.delete(name)
+    return storage.save(name, ContentFile(content))
+
+
+def save_with_retries(*, alias: str, name: str, content: bytes) -> str:
+    """Save, retrying transient failures (no answer, a 5xx) with back-off: at most RESULTS_UPLOAD_ATTEMPTS tries.
+
+    Every try uploads under the same name, so a try whose answer was lost (the file did arrive)
+    is overwritten by the next one, never duplicated.
+    """
+    attempts = max(settings.RESULTS_UPLOAD_ATTEMPTS, 1)
+    for attempt in range(1, attempts + 1):
+        try:
+            return save_replacing(alias=alias, name=name, content=content)
+        except Exception as error:
+            if attempt == attempts or not is_transient(error):
+                raise
+            delay = settings.RESULTS_UPLOAD_BACKOFF * 2 ** (attempt - 1)
+            logger.warning(
+                "upload of %s:%s failed (try %s of %s), again in %.1fs: %s",
+                alias,
+                name,
+                attempt,
+                attempts,
+                delay,
+                error,
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _configured(alias: str) -> bool:

@@ -1,4 +1,7 @@
-"""Celery jobs of the tasks app: thin, idempotent wrappers around tasks.services."""
+"""Celery jobs of the tasks app: thin, idempotent wrappers around tasks.services.
+
+Nothing imports this module: the services send a run by its registered name (`tasks.run_task`).
+"""
 
 from celery import shared_task
 

@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from tasks import runner
 from tasks.models import (
     TEMPERATURE_MAX,
     TEMPERATURE_MIN,
@@ -16,7 +17,6 @@ from tasks.models import (
     Task,
     TaskStatus,
 )
-from tasks.runner import steps as runner_steps
 
 TEXT_MAX_LENGTH = 10_000
 
@@ -123,9 +123,9 @@ class BrowserSettingsUpdateSerializer(serializers.Serializer):
 
 
 class StepSerializer(serializers.Serializer):
-    """One browser action (for the schema; the runner validates the list, see `TaskInitiateSerializer`)."""
+    """One browser action, for the schema: `tasks.services.task_plan` validates the list (docs/runner.md)."""
 
-    action = serializers.ChoiceField(choices=runner_steps.ACTIONS)
+    action = serializers.ChoiceField(choices=runner.ACTIONS)
     url = serializers.CharField(required=False)
     selector = serializers.CharField(required=False)
     text = serializers.CharField(required=False)
@@ -135,55 +135,23 @@ class StepSerializer(serializers.Serializer):
 
 @extend_schema_field(StepSerializer(many=True))
 class StepsField(serializers.JSONField):
-    """A list of steps, validated by the runner's own rules (unknown actions and fields, missing selectors, URLs)."""
-
-    def to_internal_value(self, data):
-        data = super().to_internal_value(data)
-        try:
-            return runner_steps.validate_steps(data)
-        except runner_steps.StepValidationError as error:
-            # Per-step messages keyed by index, as DRF shapes errors of list items.
-            if set(error.messages) == {"steps"}:
-                raise serializers.ValidationError(error.messages["steps"]) from None
-            raise serializers.ValidationError(error.messages) from None
+    """A list of steps, passed on as the client sent it (the service validates and normalises it)."""
 
 
 class TaskInitiateSerializer(serializers.Serializer):
-    """What the run does. Each initiate defines the whole run: omitted fields take their defaults."""
+    """What the run does. Each initiate defines the whole run: omitted fields take their defaults.
+
+    The steps, and the plan built from the fields when there are none, are validated by the
+    service, the one place that knows the runner's rules.
+    """
 
     instruction = serializers.CharField(max_length=TEXT_MAX_LENGTH)
     description = serializers.CharField(max_length=TEXT_MAX_LENGTH, allow_blank=True, default="")
     start_url = serializers.CharField(max_length=URL_MAX_LENGTH, allow_blank=True, default="", trim_whitespace=True)
     steps = StepsField(required=False, allow_null=True, default=list, help_text="Up to 100 browser actions.")
     search_input_input = serializers.CharField(
-        max_length=runner_steps.MAX_TEXT_LENGTH, allow_blank=True, default="", trim_whitespace=False
+        max_length=runner.MAX_TEXT_LENGTH, allow_blank=True, default="", trim_whitespace=False
     )
-    search_input_action = serializers.CharField(max_length=runner_steps.MAX_ACTION_LENGTH, allow_blank=True, default="")
-    expected_outcome = serializers.CharField(max_length=runner_steps.MAX_TEXT_LENGTH, allow_blank=True, default="")
+    search_input_action = serializers.CharField(max_length=runner.MAX_ACTION_LENGTH, allow_blank=True, default="")
+    expected_outcome = serializers.CharField(max_length=runner.MAX_TEXT_LENGTH, allow_blank=True, default="")
     expected_status = serializers.ChoiceField(choices=ExpectedStatus.choices, default=ExpectedStatus.SUCCESS)
-
-    def validate_start_url(self, value):
-        if value:
-            problem = runner_steps.url_problem(value)
-            if problem:
-                raise serializers.ValidationError(problem)
-        return value
-
-    def validate(self, attrs):
-        attrs["steps"] = attrs.get("steps") or []
-        if attrs["steps"]:
-            return attrs
-        if not attrs["start_url"]:
-            raise serializers.ValidationError(
-                {"start_url": ["Required when no steps are given: the planned run opens this page first."]}
-            )
-        try:
-            runner_steps.plan_steps(
-                start_url=attrs["start_url"],
-                search_input_input=attrs["search_input_input"],
-                search_input_action=attrs["search_input_action"],
-                expected_outcome=attrs["expected_outcome"],
-            )
-        except runner_steps.StepValidationError as error:
-            raise serializers.ValidationError(error.messages) from None
-        return attrs

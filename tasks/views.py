@@ -55,9 +55,8 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @extend_schema(responses={204: None, 404: NOT_FOUND, 409: OpenApiResponse(description="The task is running")})
     def destroy(self, request, pk=None):
         """Delete the task, its result and files. Files the storage refuses now are retried later (`Warning` header)."""
-        outcomes = services.task_delete(task=self.get_object())
+        left = services.task_delete(task=self.get_object())
         response = Response(status=status.HTTP_204_NO_CONTENT)
-        left = sum(outcome.error is not None for outcome in outcomes)
         if left:  # a 204 has no body: the warning goes in an RFC 7234 Warning header
             response["Warning"] = (
                 f'199 - "{left} stored file(s) could not be deleted now; the deletion is recorded and will be retried."'

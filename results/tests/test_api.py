@@ -9,11 +9,7 @@ from PIL import Image
 from results import services
 from results.models import PendingFileDeletion, Result
 from results.tests.storages import FlakyStorage
-from tasks.tests import fixtures
-from tasks.tests.factories import TaskFactory
-from tasks.tests.test_services import record_result
-
-media_root = fixtures.media_root  # pytest fixture
+from tasks.tests.factories import TaskFactory, record_result
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 

@@ -30,17 +30,11 @@ from PIL import Image
 from results import services
 from results.jobs import retry_file_deletions
 from results.models import PendingFileDeletion, Result, ResultFile
-from results.tests import fixtures as result_fixtures
+from results.tests import factories as result_factories
 from results.tests.cloudinary_server import CloudinaryServer, expected_signature
 from tasks import services as task_services
 from tasks.models import Task, TaskStatus
-from tasks.tests import fixtures
-from tasks.tests.factories import TaskFactory
-from tasks.tests.test_services import STEPS, record_result, report_for
-
-# pytest fixtures
-media_root = fixtures.media_root
-cloudinary_server, cloudinary = result_fixtures.cloudinary_server, result_fixtures.cloudinary
+from tasks.tests.factories import STEPS, TaskFactory, artifacts_for, record_result
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +127,7 @@ def test_storage_selection_follows_the_environment():
     by_url = settings_in_subprocess(
         {"CLOUDINARY_URL": "cloudinary://k:s@demo?secure=false&cname=media.example.test&upload_prefix=http://x"}
     )
-    assert by_url["results"] == result_fixtures.CLOUDINARY_RESULTS_STORAGES
+    assert by_url["results"] == result_factories.CLOUDINARY_RESULTS_STORAGES
     assert by_url["backend"] == "CloudinaryStorage" and by_url["secure"] is False
     assert by_url["url"] == "http://media.example.test/demo/image/upload/v1/gatehouse/results/x.gif"
 
@@ -141,7 +135,7 @@ def test_storage_selection_follows_the_environment():
     by_parts = settings_in_subprocess(
         {"CLOUDINARY_CLOUD_NAME": "demo", "CLOUDINARY_API_KEY": "k", "CLOUDINARY_API_SECRET": "s"}
     )
-    assert by_parts["results"] == result_fixtures.CLOUDINARY_RESULTS_STORAGES and by_parts["secure"] is True
+    assert by_parts["results"] == result_factories.CLOUDINARY_RESULTS_STORAGES and by_parts["secure"] is True
     assert by_parts["url"] == "https://res.cloudinary.com/demo/image/upload/v1/gatehouse/results/x.gif"
 
     # A private CDN in the URL's path form.
@@ -188,7 +182,7 @@ def test_delivery_urls_follow_the_url_query_and_serve_the_bytes(
 ):
     previous = os.environ.get("CLOUDINARY_URL")
     try:
-        result_fixtures.switch_on(cloudinary_server.cloudinary_url(**query), settings)
+        result_factories.switch_on(cloudinary_server.cloudinary_url(**query), settings)
         storage = storages["cloudinary_image"]
         storage.save("results/x.gif", io.BytesIO(b"GIF89a..."))
 
@@ -215,7 +209,7 @@ def test_a_run_stores_the_gif_as_an_image_and_the_script_and_history_as_raw(clou
     task_id = result.task_id
 
     files = {f.kind: f for f in result.files.all()}
-    assert {kind: f.storage for kind, f in files.items()} == result_fixtures.CLOUDINARY_RESULTS_STORAGES
+    assert {kind: f.storage for kind, f in files.items()} == result_factories.CLOUDINARY_RESULTS_STORAGES
     gif_id = f"gatehouse/{files['gif'].name.removesuffix('.gif')}"
     assert public_ids(server) == sorted(
         [("image", gif_id), ("raw", f"gatehouse/{files['script'].name}"), ("raw", f"gatehouse/{files['history'].name}")]
@@ -347,14 +341,15 @@ def test_an_upload_whose_transaction_rolled_back_is_deleted_by_the_retry_job(clo
     server = cloudinary.server
     task = task_services.task_initiate(task=TaskFactory(owner=user), instruction="check", steps=STEPS)
     claim = task_services.task_run_claim(task_id=task.pk, run_number=1)
-    artifacts, _ = task_services._artifacts(claim=claim, report=report_for(claim))
-    files = services.result_files_upload(task_id=task.pk, run_number=1, artifacts=artifacts)
+    files = services.result_files_upload(task_id=task.pk, run_number=1, artifacts=artifacts_for(claim))
     assert len(server.assets) == 3
 
     with pytest.raises(RuntimeError), transaction.atomic():
+        locked = Task.objects.select_for_update().get(pk=task.pk)
         services.result_record(
-            task=Task.objects.select_for_update().get(pk=task.pk),
+            task_id=locked.pk,
             run_number=1,
+            expected_status=locked.expected_status,
             files=files,
             expectation_met=True,
             run_failed=False,

@@ -12,14 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from results.tests import fixtures as result_fixtures
-from tasks.tests import fixtures, site_server
-from tasks.tests.test_worker import FINISHED, create_task, fetch, initiate, wait_for_status
-
-# pytest fixtures
-celery_env, media_root, start_worker = fixtures.celery_env, fixtures.media_root, fixtures.start_worker
-local_site = site_server.local_site
-cloudinary_server, cloudinary = result_fixtures.cloudinary_server, result_fixtures.cloudinary
+from tasks.tests.factories import FINISHED, create_task, fetch, initiate, wait_for_status
 
 pytestmark = [pytest.mark.worker, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -48,20 +48,37 @@ render_script(*, steps, options, expected_status="success") -> str
     invalid steps and ValueError for an unknown expected_status.
 """
 
+from .artifacts import RunArtifacts, history_document, render_artifacts
 from .driver import BrowserOptions, RunReport, StepRecord, run_browser
 from .gif import render_gif
 from .script import render_script
-from .steps import MAX_STEPS, StepValidationError, plan_steps, validate_steps
+from .steps import (
+    ACTIONS,
+    MAX_ACTION_LENGTH,
+    MAX_STEPS,
+    MAX_TEXT_LENGTH,
+    StepValidationError,
+    plan_steps,
+    url_problem,
+    validate_steps,
+)
 
 __all__ = [
+    "ACTIONS",
+    "MAX_ACTION_LENGTH",
+    "MAX_TEXT_LENGTH",
     "MAX_STEPS",
     "BrowserOptions",
+    "RunArtifacts",
     "RunReport",
     "StepRecord",
     "StepValidationError",
+    "history_document",
     "plan_steps",
+    "render_artifacts",
     "render_gif",
     "render_script",
     "run_browser",
+    "url_problem",
     "validate_steps",
 ]

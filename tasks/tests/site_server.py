@@ -1,11 +1,6 @@
 """A small local website for browser tests, served on 127.0.0.1 from a thread.
 
-Reuse it from any test module::
-
-    from tasks.tests import site_server
-
-    local_site = site_server.local_site  # make the fixture visible in this module
-    closed_port_url = site_server.closed_port_url
+A pytest plugin (listed in the root conftest.py's `pytest_plugins`): any test asks for it by name::
 
     def test_something(local_site):
         url = local_site.url("/")

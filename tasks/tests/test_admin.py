@@ -7,11 +7,7 @@ from django.urls import reverse
 from results.models import Result
 from tasks import services
 from tasks.models import Task, TaskStatus
-from tasks.tests import fixtures
-from tasks.tests.factories import TaskFactory
-from tasks.tests.test_services import STEPS, record_result
-
-media_root = fixtures.media_root  # pytest fixture
+from tasks.tests.factories import STEPS, TaskFactory, record_result
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 

@@ -5,10 +5,7 @@ from django.core.files.storage import default_storage
 
 from tasks import services
 from tasks.models import Task, TaskStatus
-from tasks.tests import fixtures
-from tasks.tests.factories import TaskFactory
-
-media_root = fixtures.media_root  # pytest fixture
+from tasks.tests.factories import TaskFactory, record_result
 
 pytestmark = pytest.mark.django_db
 
@@ -295,9 +292,7 @@ def test_delete_is_409_while_running_but_allowed_while_queued(auth_client, user,
 
 
 def test_delete_removes_the_result_files_from_storage(auth_client, task, media_root):
-    from tasks.tests.test_services import record_result  # a finished run with real files
-
-    result = record_result(task)
+    result = record_result(task)  # a finished run with real files
     names = list(result.files.values_list("name", flat=True))
     assert len(names) == 3 and all(default_storage.exists(name) for name in names)
 

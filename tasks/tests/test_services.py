@@ -1,6 +1,5 @@
 """The run lifecycle in the services: claim, idempotency, watch (cancel, progress, deadline), finish, sweeper."""
 
-import io
 from datetime import timedelta
 
 import pytest
@@ -11,49 +10,9 @@ from PIL import Image
 from results.models import PendingFileDeletion, Result
 from tasks import services
 from tasks.models import Task, TaskStatus
-from tasks.runner import RunReport, StepRecord
-from tasks.tests import fixtures
-from tasks.tests.factories import TaskFactory
-
-media_root = fixtures.media_root  # pytest fixture
+from tasks.tests.factories import STEPS, TaskFactory, artifacts_for, record_result, report_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
-
-SITE = "http://shop.example.test/"
-STEPS = [{"action": "goto", "url": SITE}, {"action": "expect_text", "text": "Welcome"}]
-
-
-def png(colour: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def report_for(claim, *, seen=True, error="") -> RunReport:
-    """What the runner returns for STEPS (its real output type, filled in as a run would)."""
-    history = [
-        StepRecord(index=0, action="goto", args={"url": SITE}, status="ok", duration_ms=120, url=SITE),
-        StepRecord(
-            index=1,
-            action="expect_text",
-            args={"text": "Welcome"},
-            status="failed" if error else "ok",
-            duration_ms=30,
-            error=error,
-            url=SITE,
-        ),
-    ]
-    return RunReport(
-        steps=claim.steps, history=history, frames=[png("red"), png("blue")], expectation_met=seen, error=error
-    )
-
-
-def record_result(task: Task, *, seen=True, error="", expected_status="success") -> Result:
-    """Initiate, claim and finish a run of `task` as the worker would, with real files in storage."""
-    services.task_initiate(task=task, instruction="check", steps=STEPS, expected_status=expected_status)
-    claim = services.task_run_claim(task_id=task.pk, run_number=Task.objects.get(pk=task.pk).run_number)
-    assert services.task_run_record(claim=claim, report=report_for(claim, seen=seen, error=error), error=error)
-    return Result.objects.get(task=task)
 
 
 @pytest.fixture
@@ -229,8 +188,7 @@ def test_files_of_a_run_that_died_before_recording_are_deleted_later(queued, med
     from results import services as result_services
 
     claim = services.task_run_claim(task_id=queued.pk, run_number=1)
-    artifacts, _ = services._artifacts(claim=claim, report=report_for(claim))
-    files = result_services.result_files_upload(task_id=queued.pk, run_number=1, artifacts=artifacts)
+    files = result_services.result_files_upload(task_id=queued.pk, run_number=1, artifacts=artifacts_for(claim))
     # ... and the worker dies here: no Result row refers to the files.
 
     assert result_services.pending_file_deletions_process() == []  # within the grace period: left alone

@@ -18,43 +18,10 @@ from PIL import Image
 
 from results.models import Result
 from tasks.models import Task
-from tasks.tests import fixtures, site_server
-from tasks.tests.fixtures import descendants, wait_until
-
-# pytest fixtures
-celery_env, media_root = fixtures.celery_env, fixtures.media_root
-start_beat, start_worker = fixtures.start_beat, fixtures.start_worker
-closed_port_url, local_site = site_server.closed_port_url, site_server.local_site
+from tasks.tests.factories import FINISHED, create_task, fetch, initiate, wait_for_status, wait_until
+from tasks.tests.worker import descendants
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-FINISHED = {"completed", "failed", "cancelled"}
-
-
-def create_task(client, name="Shop search") -> int:
-    response = client.post("/api/v1/tasks", {"task_name": name}, format="json")
-    assert response.status_code == 201
-    return response.json()["id"]
-
-
-def initiate(client, task_id, payload) -> dict:
-    response = client.patch(f"/api/v1/tasks/{task_id}/initiate", {"instruction": "check", **payload}, format="json")
-    assert response.status_code == 202, response.content
-    return response.json()
-
-
-def wait_for_status(client, task_id, statuses, timeout=90) -> dict:
-    def current():
-        body = client.get(f"/api/v1/tasks/{task_id}").json()
-        return body if body["status"] in statuses else None
-
-    return wait_until(current, timeout=timeout, interval=0.25, what=f"task {task_id} to be {statuses}")
-
-
-def fetch(client, url) -> bytes:
-    response = client.get(url)
-    assert response.status_code == 200, url
-    return b"".join(response.streaming_content)
 
 
 def run_script(source: bytes, tmp_path, name: str) -> subprocess.CompletedProcess:

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from results import services
+from results import selectors, services
 from results.storage import StorageRejected, StorageUnavailable
 
 
@@ -17,10 +17,10 @@ class Command(BaseCommand):
         parser.add_argument("--page-size", type=int, default=500, help="Assets per Admin API page (at most 500).")
 
     def handle(self, *args, delete: bool, page_size: int, verbosity: int, **options):
-        if not services.remote_storage_aliases():
+        if not selectors.remote_storage_aliases():
             raise CommandError("Cloudinary is not configured (set CLOUDINARY_URL, see docs/storage.md).")
         try:
-            audits = services.remote_assets_audit(page_size=min(max(page_size, 1), 500))
+            audits = selectors.remote_assets_audit(page_size=min(max(page_size, 1), 500))
         except (StorageUnavailable, StorageRejected) as error:
             raise CommandError(f"Could not list the assets: {error}") from error
 

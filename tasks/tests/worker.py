@@ -1,8 +1,7 @@
-"""Fixtures for the tasks and results tests: private media, real Celery worker and beat processes.
+"""Fixtures with real Celery worker and beat processes, for the tasks and results tests.
 
-Import what a module needs (pytest finds fixtures by name in the module)::
-
-    from tasks.tests.fixtures import media_root, start_worker  # noqa: F401
+A pytest plugin (the root conftest.py lists it in `pytest_plugins`), so every app's tests
+can ask for `start_worker` and `start_beat` by name, without importing this module.
 
 A worker is a real `celery -A config worker` subprocess (prefork pool) pointed at the
 pytest-created test database; the test must use `django_db(transaction=True)` so the
@@ -14,28 +13,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
+from tasks.tests.factories import wait_until
+
 BASE_DIR = Path(settings.BASE_DIR)
-
-
-def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.2, what: str = "condition"):
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def _celery_command() -> list[str]:
@@ -97,15 +84,6 @@ class CeleryProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         self._log.close()
-
-
-@pytest.fixture
-def media_root(settings, tmp_path):
-    """Result files go to a private temporary MEDIA_ROOT (the worker's VAR_DIR/media)."""
-    var_dir = tmp_path / "var"
-    (var_dir / "media").mkdir(parents=True)
-    settings.MEDIA_ROOT = str(var_dir / "media")
-    return var_dir / "media"
 
 
 @pytest.fixture

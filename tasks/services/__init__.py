@@ -1,0 +1,49 @@
+"""Tasks: every write and rule about a task and its runs.
+
+- `lifecycle`: what owners and admins do: create, settings, plan, initiate, re-run, cancel, delete;
+- `runs`: what the worker does with a run: claim, watch, record, finish (`task_run_execute`);
+- `sweeper`: what the beat job decides about runs that are stuck.
+
+A run goes created/finished -> queued (`task_initiate`) -> running (`task_run_claim`) ->
+completed | failed, or cancelled from queued or running (`task_cancel`). Callers import from
+this package, not from its modules.
+"""
+
+from tasks.services.lifecycle import (
+    task_agent_settings_update,
+    task_browser_settings_update,
+    task_cancel,
+    task_create,
+    task_delete,
+    task_initiate,
+    task_plan,
+    task_rerun,
+)
+from tasks.services.runs import (
+    RunClaim,
+    RunWatch,
+    task_run_claim,
+    task_run_execute,
+    task_run_fail,
+    task_run_record,
+)
+from tasks.services.sweeper import SweepReport, task_sweep_stale_runs
+
+__all__ = [
+    "RunClaim",
+    "RunWatch",
+    "SweepReport",
+    "task_agent_settings_update",
+    "task_browser_settings_update",
+    "task_cancel",
+    "task_create",
+    "task_delete",
+    "task_initiate",
+    "task_plan",
+    "task_rerun",
+    "task_run_claim",
+    "task_run_execute",
+    "task_run_fail",
+    "task_run_record",
+    "task_sweep_stale_runs",
+]
