@@ -25,9 +25,10 @@ test: install  ## Run the test suite (uses DATABASE_URL / REDIS_URL when set)
 smoke: install  ## End-to-end smoke of the production topology (needs PostgreSQL, Redis, Chromium)
 	$(BIN)/python scripts/smoke
 
-lint: install  ## ruff check and format check
+lint: install  ## ruff check, format check and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

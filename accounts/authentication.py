@@ -5,9 +5,7 @@ from rest_framework.authentication import BaseAuthentication
 
 from accounts import services
 from config.errors import WWW_AUTHENTICATE, AuthenticationError
-from config.requests import bearer_token
-
-API_KEY_PREFIX = "sk_"
+from config.requests import bearer_token, is_api_key
 
 
 class JWTSessionAuthentication(BaseAuthentication):
@@ -15,8 +13,8 @@ class JWTSessionAuthentication(BaseAuthentication):
 
     def authenticate(self, request):
         raw = bearer_token(request)
-        # An "sk_" credential is an API key sent as a bearer token: the API key class owns it.
-        if raw is None or raw.startswith(API_KEY_PREFIX):
+        # An API key sent as a bearer token belongs to the API key class.
+        if raw is None or is_api_key(raw):
             return None
         try:
             return services.access_token_authenticate(raw_token=raw)

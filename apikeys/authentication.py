@@ -3,9 +3,9 @@
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
-from apikeys import keys, services
+from apikeys import services
 from config.errors import WWW_AUTHENTICATE, AuthenticationError
-from config.requests import bearer_token, client_ip
+from config.requests import bearer_token, client_ip, is_api_key
 
 
 class APIKeyAuthentication(BaseAuthentication):
@@ -23,7 +23,7 @@ class APIKeyAuthentication(BaseAuthentication):
         raw = request.META.get(self.header)
         if raw is None:
             raw = bearer_token(request)
-            if raw is None or not raw.startswith(keys.PREFIX):
+            if raw is None or not is_api_key(raw):
                 return None  # not ours: a JWT, a session cookie, or no credential at all
         try:
             key = services.api_key_authenticate(raw_key=raw.strip(), ip_address=lambda: client_ip(request))

@@ -13,7 +13,9 @@ import hashlib
 import secrets
 import zlib
 
-PREFIX = "sk_"
+from config.requests import API_KEY_PREFIX
+
+PREFIX = API_KEY_PREFIX
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 43  # 43 * log2(62) = 256.03 bits
 CHECKSUM_LENGTH = 6  # 62**6 > 2**32, so every CRC32 fits

@@ -4,6 +4,9 @@ from django.utils import timezone
 
 from config.models import TimeStampedModel
 
+NAME_MAX_LENGTH = 100
+EXPIRES_DAYS_MIN, EXPIRES_DAYS_MAX = 1, 3650
+
 
 class APIKey(TimeStampedModel):
     """A user-bound API key; only its SHA-256 and a display prefix are stored, never the key."""
@@ -12,7 +15,7 @@ class APIKey(TimeStampedModel):
     scheme = "api_key"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
     prefix = models.CharField(
         max_length=16, db_index=True, help_text="First characters of the key, to tell keys apart."
     )

@@ -2,15 +2,15 @@
 
 from rest_framework import serializers
 
-from apikeys import keys, services
-from apikeys.models import APIKey
+from apikeys import keys
+from apikeys.models import EXPIRES_DAYS_MAX, EXPIRES_DAYS_MIN, NAME_MAX_LENGTH, APIKey
 
 
 class APIKeyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=services.NAME_MAX_LENGTH, help_text="A label to recognise the key by.")
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH, help_text="A label to recognise the key by.")
     expires_days = serializers.IntegerField(
-        min_value=services.EXPIRES_DAYS_MIN,
-        max_value=services.EXPIRES_DAYS_MAX,
+        min_value=EXPIRES_DAYS_MIN,
+        max_value=EXPIRES_DAYS_MAX,
         allow_null=True,
         required=False,
         default=None,

@@ -13,14 +13,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apikeys import keys
-from apikeys.models import APIKey
+from apikeys.models import EXPIRES_DAYS_MAX, EXPIRES_DAYS_MIN, NAME_MAX_LENGTH, APIKey
 from apikeys.selectors import api_key_active_count, api_key_by_hash
 from config.errors import AuthenticationError, ServiceError
 
 logger = logging.getLogger(__name__)
-
-NAME_MAX_LENGTH = APIKey._meta.get_field("name").max_length
-EXPIRES_DAYS_MIN, EXPIRES_DAYS_MAX = 1, 3650
 
 KEY_INVALID = "Invalid API key."
 KEY_MALFORMED = "Malformed API key."

@@ -4,6 +4,10 @@ import ipaddress
 
 from rest_framework.throttling import BaseThrottle
 
+# Every API key starts with this (apikeys/keys.py makes them): a bearer credential that does is
+# an API key, which the API key authentication claims and the JWT authentication leaves alone.
+API_KEY_PREFIX = "sk_"
+
 
 def client_ip(request) -> str | None:
     """The client's address, trusting X-Forwarded-For only as far as NUM_PROXIES allows (as DRF's
@@ -22,3 +26,8 @@ def bearer_token(request) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return credential.strip() or None
+
+
+def is_api_key(credential: str) -> bool:
+    """Whether a credential is shaped like an API key (its prefix); validity is for apikeys to decide."""
+    return credential.startswith(API_KEY_PREFIX)

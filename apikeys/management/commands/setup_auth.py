@@ -1,3 +1,9 @@
+"""manage.py setup_auth: the first admin account and, optionally, its first API key.
+
+It lives in apikeys, not accounts, because it uses both apps' services and apikeys is the app
+that may depend on accounts (never the reverse).
+"""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.management.commands.create_user import create_user_or_fail, read_password
