@@ -9,20 +9,7 @@ django-cloudinary-storage) talk to this server because the configuration says so
 `upload_prefix` sends the Upload and Admin API calls here; `secure=false` + `cname` make the
 delivery URLs `http://127.0.0.1:PORT/CLOUD/<resource_type>/upload/v<version>/<public_id>`.
 
-What it speaks (as Cloudinary documents it):
-
-- `POST /v1_1/<cloud>/<resource_type>/upload` and `.../destroy` (multipart or urlencoded form),
-  signed: `signature` = hex SHA-1 (or SHA-256) of the parameters other than `file`, `api_key`,
-  `resource_type`, `cloud_name` and `signature`, sorted, as `key=value` joined with `&` (an `&`
-  inside a value escaped as `%26`, signature version 2), followed by the API secret. A wrong
-  key, a bad signature or a timestamp older than an hour is a 401 with Cloudinary's error body.
-  Upload stores the bytes under `public_id` (a random one when none is given), overwriting
-  unless `overwrite` is false; an image's public id has no extension, its `format` does.
-  Destroy answers `{"result": "ok"}` or `{"result": "not found"}`.
-- `GET /v1_1/<cloud>/resources/<resource_type>[/upload]` (Admin API, HTTP Basic with key and
-  secret): `prefix`, `max_results`, `next_cursor`.
-- `GET`/`HEAD /<cloud>/<resource_type>/upload/[v<version>/]<public_id>[.<format>]` (and the
-  same without `/<cloud>` for a private CDN): the stored bytes.
+What it speaks is in results/tests/cloudinary_protocol.py.
 
 Run it by hand (docs/storage.md): `python -m results.tests.cloudinary_server --port 8700`.
 
@@ -32,63 +19,28 @@ Every API call is recorded in `calls`; the stored assets are in `assets`.
 """
 
 import base64
-import contextlib
 import hashlib
 import hmac
-import json
-import mimetypes
 import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.parser import BytesParser
-from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
+from http.server import ThreadingHTTPServer
+from urllib.parse import urlencode
 
-API_ACTIONS = ("upload", "destroy", "resources")
-UNSIGNED_PARAMS = {"file", "api_key", "resource_type", "cloud_name", "signature"}
-STALE_AFTER = 3600  # seconds: Cloudinary refuses a request signed longer ago ("Stale request")
-
-
-def string_to_sign(params: dict[str, str]) -> str:
-    """Cloudinary's string to sign (signature version 2), from the parameters as received."""
-    pairs = [f"{key}={value}".replace("&", "%26") for key, value in params.items() if value]
-    return "&".join(sorted(pairs))
-
-
-def expected_signature(params: dict[str, str], api_secret: str, *, algorithm: str = "sha1") -> str:
-    return hashlib.new(algorithm, (string_to_sign(params) + api_secret).encode()).hexdigest()
-
-
-@dataclass
-class Asset:
-    public_id: str
-    resource_type: str
-    data: bytes
-    format: str
-    version: int
-    created_at: str
-    tags: list[str] = field(default_factory=list)
-
-    @property
-    def content_type(self) -> str:
-        if self.resource_type == "image":
-            return f"image/{self.format}"
-        return mimetypes.guess_type(self.public_id)[0] or "application/octet-stream"
-
-
-@dataclass
-class Call:
-    """One API request as the server saw it."""
-
-    action: str  # upload, destroy, resources
-    resource_type: str
-    params: dict[str, str]
-    status: int = 0
-    signature_ok: bool | None = None  # None: not a signed call (Admin API uses Basic auth)
+from results.tests.cloudinary_http import CloudinaryRequestHandler
+from results.tests.cloudinary_protocol import (
+    API_ACTIONS,
+    STALE_AFTER,
+    UNSIGNED_PARAMS,
+    Asset,
+    Call,
+    expected_signature,
+    sniff_image_format,
+    string_to_sign,
+)
 
 
 @dataclass
@@ -140,7 +92,7 @@ class CloudinaryServer:
     # lifecycle --------------------------------------------------------------
 
     def start(self) -> "CloudinaryServer":
-        handler = type("Handler", (_Handler,), {"server_state": self})
+        handler = type("Handler", (CloudinaryRequestHandler,), {"server_state": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.requested_port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="cloudinary-server", daemon=True)
@@ -261,7 +213,7 @@ class CloudinaryServer:
         public_id = params.get("public_id") or secrets.token_hex(10)
         fmt = ""
         if resource_type == "image":
-            fmt = (filename.rsplit(".", 1)[-1] if "." in filename else "") or _sniff_image_format(file)
+            fmt = (filename.rsplit(".", 1)[-1] if "." in filename else "") or sniff_image_format(file)
         failure = self._should_fail("upload", public_id)
         if failure and not failure.after_store:
             call.status = failure.status
@@ -361,104 +313,6 @@ class CloudinaryServer:
         if asset.format:
             body["format"] = asset.format
         return body
-
-
-def _sniff_image_format(data: bytes) -> str:
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if data.startswith(b"\x89PNG"):
-        return "png"
-    return "jpg"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_state: CloudinaryServer  # set by CloudinaryServer.start()
-    api_path = re.compile(r"/v1_1/([^/]+)/(image|raw|video)/(upload|destroy)")
-    resources_path = re.compile(r"/v1_1/([^/]+)/resources/(image|raw|video)(?:/upload)?")
-
-    def log_message(self, format, *args):  # quiet: the calls are recorded instead
-        pass
-
-    def _send(self, status: int, body: dict | bytes, content_type: str = "application/json", head: bool = False):
-        data = json.dumps(body).encode() if isinstance(body, dict) else body
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Request-Id", secrets.token_hex(8))
-        self.end_headers()
-        if not head:
-            self.wfile.write(data)
-
-    def _wait(self, action: str) -> None:
-        delay = self.server_state._delay_for(action)
-        if delay:
-            time.sleep(delay)
-
-    def do_POST(self):
-        state = self.server_state
-        path = urlsplit(self.path).path
-        match = self.api_path.fullmatch(path)
-        if not match or match.group(1) != state.cloud_name:
-            self._send(404, {"error": {"message": f"Unknown path {path}"}})
-            return
-        _, resource_type, action = match.groups()
-        params, file, filename = self._form()
-        status, body = state.handle_api(action, resource_type, params, file, filename)
-        self._wait(action)
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up waiting (its timeout)
-            self._send(status, body)
-
-    def do_GET(self, head: bool = False):
-        state = self.server_state
-        parts = urlsplit(self.path)
-        match = self.resources_path.fullmatch(parts.path)
-        if match and not head:
-            if match.group(1) != state.cloud_name:
-                self._send(404, {"error": {"message": "Unknown cloud"}})
-                return
-            query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-            status, body = state.handle_resources(match.group(2), query, self.headers.get("Authorization", ""))
-            self._wait("resources")
-            self._send(status, body)
-            return
-        asset = state.find_delivered(parts.path)
-        if asset is None:
-            self._send(404, b"Resource not found", content_type="text/plain", head=head)
-            return
-        self._send(200, asset.data, content_type=asset.content_type, head=head)
-
-    def do_HEAD(self):
-        self.do_GET(head=True)
-
-    def _form(self) -> tuple[dict[str, str], bytes | None, str]:
-        """The request's form fields (array fields `k[]` joined with commas, as they are signed) and file."""
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
-        content_type = self.headers.get("Content-Type", "")
-        fields: dict[str, list[str]] = {}
-        file, filename = None, ""
-        if content_type.startswith("multipart/form-data"):
-            message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
-            for part in message.iter_parts():
-                name = part.get_param("name", header="content-disposition")
-                payload = part.get_payload(decode=True) or b""
-                if name == "file":
-                    file, filename = payload, part.get_filename() or ""
-                else:
-                    fields.setdefault(name, []).append(payload.decode())
-        else:
-            for name, values in parse_qs(raw.decode(), keep_blank_values=True).items():
-                if name == "file":
-                    file = values[-1].encode()
-                else:
-                    fields[name] = values
-        params = {}
-        for name, values in fields.items():
-            if name.endswith("[]"):
-                params[name[:-2]] = ",".join(values)
-            else:
-                params[name] = values[-1]
-        return params, file, filename
 
 
 def main() -> None:

@@ -3,6 +3,9 @@
 import os
 from dataclasses import dataclass
 
+from django.utils import timezone
+
+from results.models import PendingFileDeletion
 from results.tests.cloudinary_server import CloudinaryServer
 
 CLOUDINARY_RESULTS_STORAGES = {"gif": "cloudinary_image", "script": "cloudinary_raw", "history": "cloudinary_raw"}
@@ -34,3 +37,12 @@ def switch_on(url: str, settings) -> None:
     settings.RESULTS_STORAGE_TIMEOUT = 2.0
     settings.RESULTS_UPLOAD_BACKOFF = 0.05
     cloudinary_backend.configure_sdk()
+
+
+def public_ids(server: CloudinaryServer) -> list[tuple[str, str]]:
+    return sorted(server.assets)
+
+
+def make_due() -> None:
+    """Let the back-off (or the grace period of unclaimed uploads) pass."""
+    PendingFileDeletion.objects.update(not_before=timezone.now())
