@@ -10,6 +10,7 @@ this package, not from its modules.
 """
 
 from tasks.services.lifecycle import (
+    RUN_JOB,
     task_agent_settings_update,
     task_browser_settings_update,
     task_cancel,
@@ -30,6 +31,7 @@ from tasks.services.runs import (
 from tasks.services.sweeper import SweepReport, task_sweep_stale_runs
 
 __all__ = [
+    "RUN_JOB",
     "RunClaim",
     "RunWatch",
     "SweepReport",

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.celery import app as celery_app
+from config import celery_app
 from config.errors import Conflict, InvalidInput
 from results import services as result_services
 from tasks import runner
@@ -38,7 +38,7 @@ def task_create(*, owner, task_name: str) -> Task:
     return task
 
 
-def task_lock(task: Task) -> Task:
+def _lock(task: Task) -> Task:
     """The task's row, locked until the end of the transaction, with its current values."""
     return Task.objects.select_for_update().get(pk=task.pk)
 
@@ -47,7 +47,7 @@ def _settings_update(*, task: Task, **given) -> Task:
     """Apply the given settings (None: unchanged); 409 while a run is queued or running."""
     changes = {name: value for name, value in given.items() if value is not None}
     with transaction.atomic():
-        locked = task_lock(task)
+        locked = _lock(task)
         if locked.is_active:
             raise Conflict(SETTINGS_FROZEN)
         for name, value in changes.items():
@@ -174,7 +174,7 @@ def task_initiate(
     fields are a 400 (InvalidInput) and change nothing.
     """
     with transaction.atomic():
-        locked = task_lock(task)
+        locked = _lock(task)
         locked.instruction = instruction
         locked.description = description
         locked.start_url = start_url
@@ -190,7 +190,7 @@ def task_initiate(
 def task_rerun(*, task: Task) -> Task:
     """Run the task again with its last definition (the admin's re-run action)."""
     with transaction.atomic():
-        locked = task_lock(task)
+        locked = _lock(task)
         _queue_run(locked=locked)
     return locked
 
@@ -198,7 +198,7 @@ def task_rerun(*, task: Task) -> Task:
 def task_cancel(*, task: Task) -> Task:
     """Cancel a queued or running run; a running browser notices within TASKS_CANCEL_POLL_SECONDS and stops."""
     with transaction.atomic():
-        locked = task_lock(task)
+        locked = _lock(task)
         if not locked.is_active:
             raise Conflict("Only a queued or running task can be cancelled.")
         locked.status = TaskStatus.CANCELLED
@@ -214,7 +214,7 @@ def task_delete(*, task: Task) -> int:
     the retry job deletes them later.
     """
     with transaction.atomic():
-        locked = task_lock(task)
+        locked = _lock(task)
         if locked.status == TaskStatus.RUNNING:
             raise Conflict("A running task cannot be deleted; cancel it first.")
         journal_ids = result_services.result_files_forget(task_ids=[locked.pk])
