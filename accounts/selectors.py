@@ -15,3 +15,8 @@ def auth_session_active_list(*, user: User) -> QuerySet[AuthSession]:
 
 def user_list() -> QuerySet[User]:
     return User.objects.order_by("id")
+
+
+def user_by_username(*, username: str) -> User | None:
+    """The user of that username, compared regardless of case (as at login), or None."""
+    return User.objects.filter(username__iexact=username).first()

@@ -1,5 +1,7 @@
 """Accounts endpoints: thin views over accounts.services and accounts.selectors."""
 
+import uuid
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -30,6 +32,7 @@ from accounts.tokens import SessionAccessToken
 from config.parsers import SafeJSONParser
 from config.requests import client_ip
 from config.views import PublicAPIView
+from config.viewsets import APIViewSet, RespondMixin, validated
 
 AUTH_TAG = ["auth"]
 
@@ -54,9 +57,7 @@ class RegisterView(_CredentialEndpoint):
         auth=[],
     )
     def post(self, request):
-        incoming = RegisterSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        user = services.user_create(**incoming.validated_data)
+        user = services.user_create(**validated(RegisterSerializer, request.data))
         return Response(RegisteredUserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -83,9 +84,7 @@ class LoginView(_CredentialEndpoint):
         auth=[],
     )
     def post(self, request):
-        incoming = LoginSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        return _login(request, **incoming.validated_data)
+        return _login(request, **validated(LoginSerializer, request.data))
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -101,11 +100,8 @@ class OAuth2TokenView(_CredentialEndpoint):
         auth=[],
     )
     def post(self, request):
-        incoming = OAuth2PasswordSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        return _login(
-            request, username=incoming.validated_data["username"], password=incoming.validated_data["password"]
-        )
+        form = validated(OAuth2PasswordSerializer, request.data)
+        return _login(request, username=form["username"], password=form["password"])
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -116,40 +112,41 @@ class RefreshView(_CredentialEndpoint):
 
     @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, auth=[])
     def post(self, request):
-        incoming = RefreshSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        pair = services.auth_refresh(refresh_token=incoming.validated_data["refresh_token"])
+        pair = services.auth_refresh(refresh_token=validated(RefreshSerializer, request.data)["refresh_token"])
         return Response(TokenPairSerializer(pair).data)
 
 
-@extend_schema(tags=AUTH_TAG)
-class LogoutView(APIView):
+class _SessionAction(APIView):
+    """A POST about the caller's JWT session that answers 204: the subclass validates its body and acts on it."""
+
+    permission_classes = [IsAuthenticated, HasJWT]
+    input_serializer_class = None  # None: the body is not read
+
+    def act(self, request, **data) -> None:
+        raise NotImplementedError
+
+    def post(self, request):
+        data = validated(self.input_serializer_class, request.data) if self.input_serializer_class else {}
+        self.act(request, **data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG, request=LogoutSerializer, responses={204: None})
+class LogoutView(_SessionAction):
     """End the calling session: its access and refresh tokens are rejected from now on."""
 
-    permission_classes = [IsAuthenticated, HasJWT]
+    input_serializer_class = LogoutSerializer
 
-    @extend_schema(request=LogoutSerializer, responses={204: None})
-    def post(self, request):
-        incoming = LogoutSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        services.auth_logout(
-            user=request.user,
-            session_id=request.auth.session_id,
-            refresh_token=incoming.validated_data.get("refresh_token"),
-        )
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def act(self, request, refresh_token=None):
+        services.auth_logout(user=request.user, session_id=request.auth.session_id, refresh_token=refresh_token)
 
 
-@extend_schema(tags=AUTH_TAG)
-class LogoutAllView(APIView):
+@extend_schema(tags=AUTH_TAG, request=None, responses={204: None})
+class LogoutAllView(_SessionAction):
     """End every session of the caller: every token issued so far is rejected."""
 
-    permission_classes = [IsAuthenticated, HasJWT]
-
-    @extend_schema(request=None, responses={204: None})
-    def post(self, request):
+    def act(self, request):
         services.auth_logout_all(user=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -162,9 +159,7 @@ class MeView(APIView):
 
     @extend_schema(request=MeUpdateSerializer, responses=MeSerializer)
     def patch(self, request):
-        incoming = MeUpdateSerializer(data=request.data, partial=True)
-        incoming.is_valid(raise_exception=True)
-        user = services.user_update(user=request.user, **incoming.validated_data)
+        user = services.user_update(user=request.user, **validated(MeUpdateSerializer, request.data, partial=True))
         return Response(MeSerializer(user).data)
 
 
@@ -189,32 +184,33 @@ class ValidateView(APIView):
         )
 
 
-@extend_schema(tags=AUTH_TAG)
-class PasswordChangeView(APIView):
+@extend_schema(tags=AUTH_TAG, request=PasswordChangeSerializer, responses={204: None})
+class PasswordChangeView(_SessionAction):
     """Change the password; every other session of the caller is revoked."""
 
-    permission_classes = [IsAuthenticated, HasJWT]
+    input_serializer_class = PasswordChangeSerializer
 
-    @extend_schema(request=PasswordChangeSerializer, responses={204: None})
-    def post(self, request):
-        incoming = PasswordChangeSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        services.user_password_change(
-            user=request.user, keep_session_id=request.auth.session_id, **incoming.validated_data
-        )
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def act(self, request, **passwords):
+        services.user_password_change(user=request.user, keep_session_id=request.auth.session_id, **passwords)
 
 
 @extend_schema(tags=AUTH_TAG)
-class SessionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class SessionViewSet(mixins.ListModelMixin, APIViewSet):
     """The caller's active login sessions; deleting one revokes its tokens."""
 
     serializer_class = SessionSerializer
     permission_classes = [IsAuthenticated, HasJWT]
-    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"  # session ids are UUIDs, not the base's bigints
 
-    def get_queryset(self):
-        return selectors.auth_session_active_list(user=self.request.user)
+    def caller_queryset(self, user, **filters):
+        return selectors.auth_session_active_list(user=user)
+
+    def is_valid_lookup(self, value):
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return False
+        return True
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
@@ -229,7 +225,7 @@ class SessionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 @extend_schema(tags=["users"])
-class UserAdminViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class UserAdminViewSet(RespondMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Admins list and manage accounts; deactivating one makes its tokens and keys fail at once."""
 
     serializer_class = AdminUserSerializer
@@ -239,10 +235,7 @@ class UserAdminViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     @extend_schema(request=AdminUserUpdateSerializer, responses=AdminUserSerializer)
     def partial_update(self, request, pk=None):
-        incoming = AdminUserUpdateSerializer(data=request.data, partial=True)
-        incoming.is_valid(raise_exception=True)
-        changes = dict(incoming.validated_data)
+        changes = dict(validated(AdminUserUpdateSerializer, request.data, partial=True))
         if "is_admin" in changes:
             changes["is_staff"] = changes.pop("is_admin")
-        user = services.user_update(user=self.get_object(), **changes)
-        return Response(AdminUserSerializer(user).data)
+        return self.respond(services.user_update(user=self.get_object(), **changes))

@@ -15,6 +15,8 @@ api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
+handler404 = views.not_found
+
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api", views.APIIndexView.as_view(), name="api-index"),

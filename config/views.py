@@ -1,6 +1,8 @@
-"""Service endpoints that belong to no app: health, API index, hello."""
+"""Service endpoints that belong to no app: health, API index, hello; and the API's JSON 404."""
 
 from django.conf import settings
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -8,6 +10,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import health
+
+
+def not_found(request, exception):
+    """Django's 404 for a URL no route matches (`handler404`): JSON under /api/, Django's page elsewhere.
+
+    An id that is not digits (/api/v1/tasks/abc) or a mistyped path then gets the same
+    `{"detail": ...}` body as every other API error. With DEBUG on, Django shows its debug page instead.
+    """
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
 
 
 class PublicAPIView(APIView):

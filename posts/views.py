@@ -1,77 +1,63 @@
 """Posts endpoints: thin views over posts.services and posts.selectors."""
 
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from config.pagination import CursorPagination
+from config.viewsets import APIViewSet, validated
 from posts import selectors, services
 from posts.permissions import IsAuthorOrReadOnly
 from posts.serializers import PostInputSerializer, PostListQuerySerializer, PostOutputSerializer
 
-BIGINT_MAX = 2**63 - 1
 NOT_AUTHOR = OpenApiResponse(description="Not the author of the post")
-NOT_FOUND = OpenApiResponse(description="No such post")
-
-
-def _is_post_id(value: str) -> bool:
-    # int() would accept " 7", "+7", "7_0" and non-ASCII digits; an id is plain ASCII digits.
-    return value.isascii() and value.isdigit() and int(value) <= BIGINT_MAX
+# Every post is visible to every signed-in user, so a 404 here only means there is no such post.
+NO_SUCH_POST = OpenApiResponse(description="No such post")
 
 
 @extend_schema(tags=["posts"])
 @extend_schema_view(
     list=extend_schema(parameters=[PostListQuerySerializer]),
-    retrieve=extend_schema(responses={200: PostOutputSerializer, 404: NOT_FOUND}),
+    retrieve=extend_schema(responses={200: PostOutputSerializer, 404: NO_SUCH_POST}),
 )
-class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
     """Posts: every signed-in user reads them all, only the author changes or deletes one; one vote per user."""
 
     serializer_class = PostOutputSerializer
     permission_classes = [IsAuthenticated, IsAuthorOrReadOnly]
     pagination_class = CursorPagination
-    # Anything up to the next slash reaches get_object(), which answers a JSON 404 for a non-numeric id.
+    list_query_serializer_class = PostListQuerySerializer
+    # Wider than the base's digits, as published before the base existed: any segment reaches get_object()
+    # (a JSON 404 for a malformed id, after authentication), and the schema documents this pattern.
     lookup_value_regex = "[^/]+"
 
-    def get_queryset(self):
-        if self.action == "list":
-            filters = PostListQuerySerializer(data=self.request.query_params)
-            filters.is_valid(raise_exception=True)
-            return selectors.post_list(viewer=self.request.user, **filters.validated_data)
-        return selectors.post_list(viewer=self.request.user)
-
-    def get_object(self):
-        if not _is_post_id(self.kwargs[self.lookup_field]):
-            raise Http404
-        return super().get_object()
-
-    def _respond(self, post, status_code=status.HTTP_200_OK) -> Response:
-        return Response(self.get_serializer(post).data, status=status_code)
+    def caller_queryset(self, user, **filters):
+        return selectors.post_list(viewer=user, **filters)
 
     @extend_schema(request=PostInputSerializer, responses={201: PostOutputSerializer})
     def create(self, request):
-        incoming = PostInputSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        post = services.post_create(author=request.user, **incoming.validated_data)
-        return self._respond(selectors.post_detail(viewer=request.user, post_id=post.pk), status.HTTP_201_CREATED)
+        post = services.post_create(author=request.user, **validated(PostInputSerializer, request.data))
+        return self.respond(selectors.post_detail(viewer=request.user, post_id=post.pk), status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=PostInputSerializer, responses={200: PostOutputSerializer, 403: NOT_AUTHOR, 404: NOT_FOUND})
+    @extend_schema(
+        request=PostInputSerializer, responses={200: PostOutputSerializer, 403: NOT_AUTHOR, 404: NO_SUCH_POST}
+    )
     def update(self, request, pk=None):
         post = self.get_object()  # 404, then 403 for a non-author, before the body is looked at
-        incoming = PostInputSerializer(data=request.data, partial=request.method == "PATCH")
-        incoming.is_valid(raise_exception=True)
-        if incoming.validated_data:
-            post = services.post_update(post=post, **incoming.validated_data)
-        return self._respond(post)
+        changes = validated(PostInputSerializer, request.data, partial=request.method == "PATCH")
+        if changes:
+            post = services.post_update(post=post, **changes)
+        return self.respond(post)
 
-    @extend_schema(request=PostInputSerializer, responses={200: PostOutputSerializer, 403: NOT_AUTHOR, 404: NOT_FOUND})
+    @extend_schema(
+        request=PostInputSerializer, responses={200: PostOutputSerializer, 403: NOT_AUTHOR, 404: NO_SUCH_POST}
+    )
     def partial_update(self, request, pk=None):
         return self.update(request, pk=pk)
 
-    @extend_schema(responses={204: None, 403: NOT_AUTHOR, 404: NOT_FOUND})
+    @extend_schema(responses={204: None, 403: NOT_AUTHOR, 404: NO_SUCH_POST})
     def destroy(self, request, pk=None):
         services.post_delete(post=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -82,7 +68,7 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         responses={
             201: OpenApiResponse(PostOutputSerializer, description="Vote cast"),
             200: OpenApiResponse(PostOutputSerializer, description="Already voted: nothing changed"),
-            404: NOT_FOUND,
+            404: NO_SUCH_POST,
         },
     )
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
@@ -90,7 +76,7 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         """Vote for the post: 201 the first time, 200 when already voted (also under concurrency)."""
         created = services.post_vote(post=self.get_object(), user=request.user)
         post = selectors.post_detail(viewer=request.user, post_id=int(pk))
-        return self._respond(post, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return self.respond(post, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(
         request=None,

@@ -1,30 +1,30 @@
 """Results endpoints: a run's result, its deletion, and owner-only downloads of its local files."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.viewsets import NOT_FOUND, RespondMixin, require_id
 from results import selectors, services
 from results import storage as result_storage
 from results.serializers import ResultDeletedSerializer, ResultSerializer
 
-NOT_FOUND = OpenApiResponse(description="No result yet, or not yours")
-
 
 @extend_schema(tags=["results"])
-class ResultView(APIView):
-    """The result of your task's latest finished run."""
+class ResultView(RespondMixin, APIView):
+    """The result of your task's latest finished run (404 until a run has finished)."""
+
+    output_serializer_class = ResultSerializer
 
     @extend_schema(responses={200: ResultSerializer, 404: NOT_FOUND})
     def get(self, request, task_id: int):
-        result = selectors.result_get(owner=request.user, task_id=task_id)
-        return Response(ResultSerializer(result, context={"request": request}).data)
+        return self.respond(selectors.result_get(owner=request.user, task_id=require_id(task_id)))
 
     @extend_schema(responses={200: ResultDeletedSerializer, 404: NOT_FOUND})
     def delete(self, request, task_id: int):
         """Delete the result and its files; a file the storage refuses now is retried later and listed in `warnings`."""
+        task_id = require_id(task_id)
         report = services.result_delete(result=selectors.result_get(owner=request.user, task_id=task_id))
         body = {
             "message": "Result deleted."
@@ -35,7 +35,7 @@ class ResultView(APIView):
             "database_deleted": report.database_deleted,
             "warnings": report.warnings,
         }
-        return Response(ResultDeletedSerializer(body).data)
+        return self.respond(body, serializer_class=ResultDeletedSerializer)
 
 
 class _AnyAccept(BaseContentNegotiation):
@@ -59,5 +59,5 @@ class ResultFileView(APIView):
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 302: None, 404: NOT_FOUND},
     )
     def get(self, request, task_id: str, kind: str):
-        file = selectors.result_file_get(owner=request.user, task_id=int(task_id), kind=kind)
+        file = selectors.result_file_get(owner=request.user, task_id=require_id(task_id), kind=kind)
         return result_storage.file_response(file)

@@ -1,12 +1,12 @@
 """Tasks endpoints: thin views over tasks.services and tasks.selectors."""
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from config.viewsets import NOT_FOUND, APIViewSet, validated
 from tasks import selectors, services
-from tasks.models import TaskStatus
 from tasks.serializers import (
     AgentSettingsUpdateSerializer,
     BrowserSettingsUpdateSerializer,
@@ -16,41 +16,25 @@ from tasks.serializers import (
     TaskSerializer,
 )
 
-NOT_FOUND = OpenApiResponse(description="Not found, or not yours")
 CONFLICT_ACTIVE = OpenApiResponse(description="The task is queued or running")
+SETTINGS_RESPONSES = {200: TaskSerializer, 404: NOT_FOUND, 409: CONFLICT_ACTIVE}
 
 
 @extend_schema(tags=["tasks"])
-class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+@extend_schema_view(list=extend_schema(parameters=[TaskListQuerySerializer], responses=TaskSerializer(many=True)))
+class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
     """Your browser tasks: create, configure, initiate a run, follow it, cancel it, delete it."""
 
     serializer_class = TaskSerializer
-    lookup_value_regex = "[0-9]+"
+    list_query_serializer_class = TaskListQuerySerializer
 
-    def get_queryset(self):
-        # Someone else's task is simply not in the queryset: 404, never 403.
-        if self.action == "list":
-            query = TaskListQuerySerializer(data=self.request.query_params)
-            query.is_valid(raise_exception=True)
-            return selectors.task_list(owner=self.request.user, status=query.validated_data.get("status"))
-        return selectors.task_list(owner=self.request.user)
-
-    def _respond(self, task, code=status.HTTP_200_OK):
-        return Response(TaskSerializer(task).data, status=code)
-
-    @extend_schema(
-        parameters=[OpenApiParameter("status", enum=TaskStatus.values, required=False)],
-        responses=TaskSerializer(many=True),
-    )
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+    def caller_queryset(self, user, **filters):
+        return selectors.task_list(owner=user, **filters)
 
     @extend_schema(request=TaskCreateSerializer, responses={201: TaskSerializer})
     def create(self, request):
-        incoming = TaskCreateSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        task = services.task_create(owner=request.user, **incoming.validated_data)
-        return self._respond(task, status.HTTP_201_CREATED)
+        task = services.task_create(owner=request.user, **validated(TaskCreateSerializer, request.data))
+        return self.respond(task, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={204: None, 404: NOT_FOUND, 409: OpenApiResponse(description="The task is running")})
     def destroy(self, request, pk=None):
@@ -63,25 +47,17 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             )
         return response
 
-    @extend_schema(
-        request=AgentSettingsUpdateSerializer, responses={200: TaskSerializer, 404: NOT_FOUND, 409: CONFLICT_ACTIVE}
-    )
+    @extend_schema(request=AgentSettingsUpdateSerializer, responses=SETTINGS_RESPONSES)
     @action(detail=True, methods=["patch"], url_path="agent-settings")
     def agent_settings(self, request, pk=None):
-        incoming = AgentSettingsUpdateSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        task = services.task_agent_settings_update(task=self.get_object(), **incoming.validated_data)
-        return self._respond(task)
+        changes = validated(AgentSettingsUpdateSerializer, request.data)
+        return self.respond(services.task_agent_settings_update(task=self.get_object(), **changes))
 
-    @extend_schema(
-        request=BrowserSettingsUpdateSerializer, responses={200: TaskSerializer, 404: NOT_FOUND, 409: CONFLICT_ACTIVE}
-    )
+    @extend_schema(request=BrowserSettingsUpdateSerializer, responses=SETTINGS_RESPONSES)
     @action(detail=True, methods=["patch"], url_path="browser-settings")
     def browser_settings(self, request, pk=None):
-        incoming = BrowserSettingsUpdateSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        task = services.task_browser_settings_update(task=self.get_object(), **incoming.validated_data)
-        return self._respond(task)
+        changes = validated(BrowserSettingsUpdateSerializer, request.data)
+        return self.respond(services.task_browser_settings_update(task=self.get_object(), **changes))
 
     @extend_schema(
         request=TaskInitiateSerializer, responses={202: TaskSerializer, 404: NOT_FOUND, 409: CONFLICT_ACTIVE}
@@ -89,10 +65,8 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["patch"])
     def initiate(self, request, pk=None):
         """Queue a run; a worker picks it up. Each initiate defines the whole run."""
-        incoming = TaskInitiateSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        task = services.task_initiate(task=self.get_object(), **incoming.validated_data)
-        return self._respond(task, status.HTTP_202_ACCEPTED)
+        run = validated(TaskInitiateSerializer, request.data)
+        return self.respond(services.task_initiate(task=self.get_object(), **run), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=None,
@@ -101,5 +75,4 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a queued or running run; a running browser stops within a few seconds."""
-        task = services.task_cancel(task=self.get_object())
-        return self._respond(task, status.HTTP_202_ACCEPTED)
+        return self.respond(services.task_cancel(task=self.get_object()), status=status.HTTP_202_ACCEPTED)

@@ -1,37 +1,8 @@
-import getpass
-import sys
+"""manage.py create_user --username NAME [--email E] [--name N] [--admin] [--password-stdin]."""
 
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from accounts import services
-from config.errors import ServiceError
-
-
-def read_password(*, stdin: bool, prompt_twice: bool = True) -> str:
-    """The password from standard input (one line) or typed twice at a prompt."""
-    if stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise CommandError("No password on standard input.")
-        return password
-    if not sys.stdin.isatty():
-        raise CommandError("No terminal to ask for a password: pass --password-stdin and pipe it in.")
-    password = getpass.getpass("Password: ")
-    if prompt_twice and password != getpass.getpass("Password (again): "):
-        raise CommandError("The two passwords did not match.")
-    return password
-
-
-def create_user_or_fail(*, username: str, email: str, password: str, name: str = "", admin: bool = False):
-    """accounts.services.user_create with its errors turned into one-line CLI errors."""
-    try:
-        return services.user_create(username=username, email=email, password=password, name=name, is_staff=admin)
-    except ServiceError as error:
-        raise CommandError(error.detail) from None
-    except ValidationError as error:
-        messages = [message for field_messages in error.message_dict.values() for message in field_messages]
-        raise CommandError(" ".join(messages)) from None
+from accounts.cli import create_user_or_fail, read_password
 
 
 class Command(BaseCommand):

@@ -1,11 +1,10 @@
 """manage.py create_api_key --username NAME --name LABEL [--expires-days N]: prints the new key once."""
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.cli import add_user_argument, user_or_fail
 from apikeys import services
-from config.errors import ServiceError
+from config.commands import service_errors_as_command_errors
 
 
 class Command(BaseCommand):
@@ -15,27 +14,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--username", required=True, help="Owner of the key (case-insensitive).")
+        add_user_argument(parser, help="Owner of the key")
         parser.add_argument("--name", required=True, help="A label to recognise the key by.")
         parser.add_argument(
             "--expires-days", type=int, default=None, help="Days until the key expires (1..3650); default: never."
         )
 
     def handle(self, *args, username, name, expires_days, **options):
-        User = get_user_model()
-        try:
-            user = User.objects.get_by_natural_key(username)
-        except User.DoesNotExist:
-            raise CommandError(f"No user named {username!r}.") from None
+        user = user_or_fail(username)
         if not user.is_active:
             raise CommandError(f"User {user.username!r} is inactive: their keys would not work.")
-        try:
+        with service_errors_as_command_errors():
             key, plaintext = services.api_key_create(user=user, name=name, expires_days=expires_days)
-        except ValidationError as error:
-            problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
-            raise CommandError(problems) from None
-        except ServiceError as error:
-            raise CommandError(error.detail) from None
         expiry = f"expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else "does not expire"
         self.stderr.write(
             f"Created API key {key.pk} {key.name!r} ({key.prefix}…) for {user.username}; it {expiry}.\n"

@@ -6,7 +6,7 @@ that may depend on accounts (never the reverse).
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.commands.create_user import create_user_or_fail, read_password
+from accounts.cli import create_user_or_fail, read_password
 from accounts.models import User
 from apikeys.services import api_key_create
 
