@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tasks.runner import BrowserOptions, plan_steps, render_gif, run_browser
-from tasks.runner.driver import _descendants_of
+from tasks.runner.processes import descendants_of
 from tasks.tests import site_server
 
 # The shared test website's fixtures (tasks/tests/site_server.py).
@@ -37,7 +37,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def chromium_descendants() -> list[int]:
     found = []
-    for pid in _descendants_of([os.getpid()]):
+    for pid in descendants_of([os.getpid()]):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 if b"chrom" in cmdline.read().lower():
@@ -359,10 +359,10 @@ def test_headed_mode_without_a_display_says_so(local_site, monkeypatch):
 def test_a_browser_that_hangs_is_killed_not_waited_for(local_site, monkeypatch):
     # Freeze Chromium (SIGSTOP) after the first step: the screenshots time out, and closing the
     # browser would never return by itself.
-    from tasks.runner import driver
+    from tasks.runner import driver, waiting
 
     monkeypatch.setattr(driver, "SCREENSHOT_TIMEOUT_MS", 500)
-    monkeypatch.setattr(driver, "SETTLE_MS", 500)
+    monkeypatch.setattr(waiting, "SETTLE_MS", 500)
     monkeypatch.setattr(driver, "CLOSE_SECONDS", 1.0)
     monkeypatch.setattr(driver, "HANG_GRACE_SECONDS", 1.0)
     frozen = []
