@@ -5,7 +5,7 @@ package only, never its modules (see docs/runner.md for the step vocabulary)::
 
     from tasks.runner import (BrowserOptions, RunReport, StepRecord, StepValidationError,
                               validate_steps, validate_step, plan_steps, url_problem, run_browser,
-                              render_gif, render_script)
+                              render_gif, render_script, render_artifacts, RunArtifacts, history_document)
 
 ACTIONS: the action names ("goto", "fill", "click", "press", "wait_for", "expect_text").
 ACTION_FIELDS: action -> (required field names, optional field names); every action also takes
@@ -61,13 +61,21 @@ render_script(*, steps, options, expected_status="success") -> str
     otherwise, another non-zero status if a step cannot run. Raises StepValidationError for
     invalid steps and ValueError for an unknown expected_status.
 
+render_artifacts(*, task_id, run_number, report, options, expected_status, gif_max_width=800) -> RunArtifacts
+    A finished run's files: ``files`` {"gif": render_gif(report.frames), "script":
+    render_script(report.replay_steps()) as UTF-8, "history": history_document(...)} in that
+    order, and ``warnings`` (a placeholder GIF when the browser took no screenshot).
+history_document(*, task_id, run_number, steps, history, error) -> bytes
+    The history JSON: {"task_id", "run", "steps", "history", "error"}, indented, UTF-8.
+
 Inside the package: actions.py (each action once: fields, execution, replay lines), steps.py
 (the list and the plan), fields.py (limits and value checks), smart_selectors.py, waiting.py
 (sliced waits), driver.py (the browser thread and its watch), processes.py (the kill),
-report.py, script.py, gif.py, chromium.py.
+report.py, script.py, gif.py, artifacts.py, chromium.py.
 """
 
 from .actions import ACTION_FIELDS, ACTIONS, COMMON_OPTIONAL_FIELDS, validate_step
+from .artifacts import RunArtifacts, history_document, render_artifacts
 from .driver import run_browser
 from .fields import (
     MAX_ACTION_LENGTH,
@@ -99,10 +107,13 @@ __all__ = [
     "MAX_URL_LENGTH",
     "MIN_STEP_TIMEOUT_MS",
     "BrowserOptions",
+    "RunArtifacts",
     "RunReport",
     "StepRecord",
     "StepValidationError",
+    "history_document",
     "plan_steps",
+    "render_artifacts",
     "render_gif",
     "render_script",
     "run_browser",
