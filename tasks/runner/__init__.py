@@ -1,9 +1,17 @@
 """The browser runner: plain Python (no Django, no Celery) that turns steps into a browser run.
 
-Interface, used by tasks.services / tasks.jobs (see docs/runner.md for the step vocabulary)::
+Interface, used by tasks.services / tasks.jobs / tasks.serializers, which import from this
+package only, never its modules (see docs/runner.md for the step vocabulary)::
 
     from tasks.runner import (BrowserOptions, RunReport, StepRecord, StepValidationError,
-                              validate_steps, plan_steps, run_browser, render_gif, render_script)
+                              validate_steps, validate_step, plan_steps, url_problem, run_browser,
+                              render_gif, render_script, render_artifacts, RunArtifacts, history_document)
+
+ACTIONS: the action names ("goto", "fill", "click", "press", "wait_for", "expect_text").
+ACTION_FIELDS: action -> (required field names, optional field names); every action also takes
+    COMMON_OPTIONAL_FIELDS ("timeout_ms", MIN_STEP_TIMEOUT_MS..MAX_STEP_TIMEOUT_MS). Limits:
+    MAX_STEPS (100), MAX_URL_LENGTH, MAX_SELECTOR_LENGTH, MAX_TEXT_LENGTH, MAX_KEY_LENGTH and
+    MAX_ACTION_LENGTH (search_input_action).
 
 validate_steps(steps) -> list[dict]
     Normalise and validate a client's step list (None -> []). Raises
@@ -11,6 +19,12 @@ validate_steps(steps) -> list[dict]
     index ("0", "1", ...) or "steps" for the list as a whole: unknown actions or fields, missing
     url/selector/text/key, non-string values, non-http(s) URLs (file://, javascript:...), more
     than MAX_STEPS (100) steps, over-long strings, timeout_ms out of 100..60000.
+
+validate_step(raw) -> dict
+    The same for one step; its messages are keyed by "step".
+
+url_problem(value) -> str | None
+    Why a value is not an acceptable http(s) URL (the check every goto and start_url passes), or None.
 
 plan_steps(*, start_url, search_input_input, search_input_action, expected_outcome) -> list[dict]
     The plan when a client gives no steps: goto start_url; fill "@search-box" (resolved in the
@@ -46,28 +60,52 @@ render_script(*, steps, options, expected_status="success") -> str
     every expect_text saw its text, at least one) equals expected_status, 1 (AssertionError)
     otherwise, another non-zero status if a step cannot run. Raises StepValidationError for
     invalid steps and ValueError for an unknown expected_status.
+
+render_artifacts(*, task_id, run_number, report, options, expected_status, gif_max_width=800) -> RunArtifacts
+    A finished run's files: ``files`` {"gif": render_gif(report.frames), "script":
+    render_script(report.replay_steps()) as UTF-8, "history": history_document(...)} in that
+    order, and ``warnings`` (a placeholder GIF when the browser took no screenshot).
+history_document(*, task_id, run_number, steps, history, error) -> bytes
+    The history JSON: {"task_id", "run", "steps", "history", "error"}, indented, UTF-8.
+
+Inside the package: actions.py (each action once: fields, execution, replay lines), steps.py
+(the list and the plan), fields.py (limits and value checks), smart_selectors.py, waiting.py
+(sliced waits), driver.py (the browser thread and its watch), processes.py (the kill),
+report.py, script.py, gif.py, artifacts.py, chromium.py.
 """
 
+from .actions import ACTION_FIELDS, ACTIONS, COMMON_OPTIONAL_FIELDS, validate_step
 from .artifacts import RunArtifacts, history_document, render_artifacts
-from .driver import BrowserOptions, RunReport, StepRecord, run_browser
-from .gif import render_gif
-from .script import render_script
-from .steps import (
-    ACTIONS,
+from .driver import run_browser
+from .fields import (
     MAX_ACTION_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_SELECTOR_LENGTH,
+    MAX_STEP_TIMEOUT_MS,
     MAX_STEPS,
     MAX_TEXT_LENGTH,
+    MAX_URL_LENGTH,
+    MIN_STEP_TIMEOUT_MS,
     StepValidationError,
-    plan_steps,
     url_problem,
-    validate_steps,
 )
+from .gif import render_gif
+from .report import BrowserOptions, RunReport, StepRecord
+from .script import render_script
+from .steps import plan_steps, validate_steps
 
 __all__ = [
     "ACTIONS",
+    "ACTION_FIELDS",
+    "COMMON_OPTIONAL_FIELDS",
     "MAX_ACTION_LENGTH",
-    "MAX_TEXT_LENGTH",
+    "MAX_KEY_LENGTH",
+    "MAX_SELECTOR_LENGTH",
     "MAX_STEPS",
+    "MAX_STEP_TIMEOUT_MS",
+    "MAX_TEXT_LENGTH",
+    "MAX_URL_LENGTH",
+    "MIN_STEP_TIMEOUT_MS",
     "BrowserOptions",
     "RunArtifacts",
     "RunReport",
@@ -80,5 +118,6 @@ __all__ = [
     "render_script",
     "run_browser",
     "url_problem",
+    "validate_step",
     "validate_steps",
 ]

@@ -1,36 +1,59 @@
-"""TEMPORARY until the runner branch lands (helper builds the real one)."""
+"""The files a finished run leaves: the GIF of its screenshots, the replay script and the history.
+
+Pure: bytes in memory, no storage. Storing them (and deleting them with their result) is the
+results app's business.
+"""
+
+from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
 from .gif import render_gif
+from .report import BrowserOptions, RunReport
 from .script import render_script
+
+NO_SCREENSHOT_WARNING = "The browser took no screenshot; the GIF is a placeholder."
 
 
 @dataclass(frozen=True)
 class RunArtifacts:
+    """A run's files by kind, in the order "gif", "script", "history", and what the result should warn about."""
+
     files: dict[str, bytes]
     warnings: list[str]
 
 
-def history_document(*, task_id, run_number, steps, history, error) -> bytes:
+def history_document(*, task_id: int, run_number: int, steps: list, history: list, error: str) -> bytes:
+    """The history file: what ran, each step's outcome and timing, and why the run stopped."""
     document = {"task_id": task_id, "run": run_number, "steps": steps, "history": history, "error": error}
     return json.dumps(document, indent=2, ensure_ascii=False).encode()
 
 
-def render_artifacts(*, task_id, run_number, report, options, expected_status, gif_max_width=800) -> RunArtifacts:
-    warnings = []
-    if not report.frames:
-        warnings.append("The browser took no screenshot; the GIF is a placeholder.")
-    files = {
-        "gif": render_gif(report.frames, max_width=gif_max_width),
-        "script": render_script(steps=report.replay_steps(), options=options, expected_status=expected_status).encode(),
-        "history": history_document(
-            task_id=task_id,
-            run_number=run_number,
-            steps=report.steps,
-            history=[r.to_dict() for r in report.history],
-            error=report.error,
-        ),
-    }
-    return RunArtifacts(files=files, warnings=warnings)
+def render_artifacts(
+    *,
+    task_id: int,
+    run_number: int,
+    report: RunReport,
+    options: BrowserOptions,
+    expected_status: str,
+    gif_max_width: int = 800,
+) -> RunArtifacts:
+    """Render a finished run's three files from its report.
+
+    The replay script is made from ``report.replay_steps()``: the selectors as resolved in the
+    page, so the replay needs no smart-selector logic for the steps that ran. Raises what
+    ``render_script`` raises for an unknown ``expected_status`` and ``render_gif`` for a
+    ``gif_max_width`` under 16.
+    """
+    warnings = [] if report.frames else [NO_SCREENSHOT_WARNING]
+    gif = render_gif(report.frames, max_width=gif_max_width)
+    script = render_script(steps=report.replay_steps(), options=options, expected_status=expected_status)
+    history = history_document(
+        task_id=task_id,
+        run_number=run_number,
+        steps=report.steps,
+        history=[record.to_dict() for record in report.history],
+        error=report.error,
+    )
+    return RunArtifacts(files={"gif": gif, "script": script.encode(), "history": history}, warnings=warnings)

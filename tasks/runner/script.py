@@ -8,9 +8,12 @@ ever written into a comment or docstring, and numbers and flags go through int()
 
 from __future__ import annotations
 
+from .actions import ACTION_TABLE, step_timeout_ms
 from .chromium import LAUNCH_ARGS, SYSTEM_CHROMIUM
-from .driver import SETTLE_MS, TEXT_PRESENT_JS, BrowserOptions
-from .steps import SEARCH_BOX, SEARCH_BUTTON, selector_candidates, validate_steps
+from .report import BrowserOptions
+from .smart_selectors import SEARCH_BOX, SEARCH_BUTTON, selector_candidates
+from .steps import validate_steps
+from .waiting import SETTLE_MS, TEXT_PRESENT_JS
 
 EXPECTED_STATUSES = ("success", "failure")
 
@@ -99,44 +102,22 @@ def locate(page, candidates, timeout_ms):
 _NAMED_CANDIDATES = {SEARCH_BOX: "SEARCH_BOX_CANDIDATES", SEARCH_BUTTON: "SEARCH_BUTTON_CANDIDATES"}
 
 
-def _locator_expr(selector: str, timeout_ms: int) -> tuple[str, bool]:
-    """Python expression for the element a step acts on, and whether it needs the locate() helper."""
-    candidates = selector_candidates(selector)
-    if candidates is None:
-        return f"page.locator({selector!r}).first", False
-    listed = _NAMED_CANDIDATES.get(selector) or repr(list(candidates))
-    return f"locate(page, {listed}, {timeout_ms})", True
+class ReplayLines:
+    """What an action's ``replay()`` writes one step's lines with: the step's timeout, and
+    ``target()`` for the element it acts on (noting whether the script needs its locate() helper)."""
 
+    def __init__(self, timeout_ms: int):
+        self.timeout_ms = timeout_ms
+        self.needs_locate = False
 
-def _step_lines(step: dict, options: BrowserOptions) -> tuple[list[str], bool]:
-    action = step["action"]
-    default_ms = options.navigation_timeout_ms if action == "goto" else options.step_timeout_ms
-    timeout_ms = int(step.get("timeout_ms", default_ms))
-    needs_locate = False
-    if action == "goto":
-        lines = [
-            f'page.goto({step["url"]!r}, wait_until="domcontentloaded", timeout={timeout_ms})',
-            "settle(page)",
-        ]
-    elif action == "fill":
-        target, needs_locate = _locator_expr(step["selector"], timeout_ms)
-        lines = [f"{target}.fill({step['text']!r}, timeout={timeout_ms})"]
-    elif action == "click":
-        target, needs_locate = _locator_expr(step["selector"], timeout_ms)
-        lines = [f"{target}.click(timeout={timeout_ms})", "settle(page)"]
-    elif action == "press" and "selector" in step:
-        target, needs_locate = _locator_expr(step["selector"], timeout_ms)
-        lines = [f"{target}.press({step['key']!r}, timeout={timeout_ms})", "settle(page)"]
-    elif action == "press":
-        lines = [f"page.keyboard.press({step['key']!r})", "settle(page)"]
-    elif action == "wait_for" and "selector" in step:
-        target, needs_locate = _locator_expr(step["selector"], timeout_ms)
-        lines = [f'{target}.wait_for(state="visible", timeout={timeout_ms})']
-    elif action == "wait_for":
-        lines = [f"wait_text(page, {step['text']!r}, {timeout_ms})"]
-    else:  # expect_text: a miss is recorded and the replay goes on, as in the recorded run
-        lines = [f"expectations.append(({step['text']!r}, text_seen(page, {step['text']!r}, {timeout_ms})))"]
-    return lines, needs_locate
+    def target(self, selector: str) -> str:
+        """Python expression for the element a step acts on."""
+        candidates = selector_candidates(selector)
+        if candidates is None:
+            return f"page.locator({selector!r}).first"
+        self.needs_locate = True
+        listed = _NAMED_CANDIDATES.get(selector) or repr(list(candidates))
+        return f"locate(page, {listed}, {self.timeout_ms})"
 
 
 def render_script(*, steps: list[dict], options: BrowserOptions, expected_status: str = "success") -> str:
@@ -157,10 +138,10 @@ def render_script(*, steps: list[dict], options: BrowserOptions, expected_status
     body: list[str] = []
     needs_locate = False
     for number, step in enumerate(steps, start=1):
-        lines, uses_locate = _step_lines(step, options)
-        needs_locate = needs_locate or uses_locate
+        writer = ReplayLines(int(step_timeout_ms(step, options)))
         body.append(f"        # Step {number}: {step['action']}")
-        body.extend(f"        {line}" for line in lines)
+        body.extend(f"        {line}" for line in ACTION_TABLE[step["action"]].replay(step, writer))
+        needs_locate = needs_locate or writer.needs_locate
     if not body:
         body.append("        pass  # no steps")
     used = {step.get("selector") for step in steps}

@@ -3,10 +3,12 @@
 - `TaskFactory`: a task in `created` state;
 - `record_result`: a finished run with real files in storage, made through the services as
   the worker would make it (with `report_for`, the runner's real output type filled in);
-- the HTTP helpers of the end-to-end tests (`create_task`, `initiate`, `wait_for_status`, `fetch`).
+- the HTTP helpers of the end-to-end tests (`create_task`, `initiate`, `wait_for_status`, `fetch`);
+- the runner's browser tests' options and checks (`FAST`, `statuses`, `chromium_descendants`...).
 """
 
 import io
+import os
 import time
 from collections.abc import Callable
 
@@ -18,6 +20,7 @@ from accounts.tests.factories import UserFactory
 from results.models import Result
 from tasks import runner, services
 from tasks.models import Task
+from tasks.runner.processes import descendants_of
 
 SITE = "http://shop.example.test/"
 STEPS = [{"action": "goto", "url": SITE}, {"action": "expect_text", "text": "Welcome"}]
@@ -123,3 +126,34 @@ def fetch(client, url) -> bytes:
     response = client.get(url)
     assert response.status_code == 200, url
     return b"".join(response.streaming_content)
+
+
+# THE RUNNER IN A REAL CHROMIUM
+# ------------------------------------------------------------------------------
+
+FAST = runner.BrowserOptions(width=800, height=600, step_timeout_ms=3_000, navigation_timeout_ms=10_000)
+# How long after a cancel request the run may take to return. The runner promises "within a few
+# seconds" (slices of 0.5 s, then a kill after 1.5 s); the margin is for a loaded CI machine.
+CANCEL_BOUND_SECONDS = 6.0
+
+
+def statuses(report):
+    return [record.status for record in report.history]
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+def chromium_descendants() -> list[int]:
+    found = []
+    for pid in descendants_of([os.getpid()]):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"chrom" in cmdline.read().lower():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found

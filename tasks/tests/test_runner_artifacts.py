@@ -1,19 +1,27 @@
-"""render_gif and render_script: the recording and the replay script of a run."""
+"""render_gif, render_script and render_artifacts: the recording, the replay script and the files of a run."""
 
 import ast
 import io
+import json
 import subprocess
 import sys
 
 import pytest
 from PIL import Image
 
-from tasks.runner import BrowserOptions, StepValidationError, plan_steps, render_gif, render_script, run_browser
+from tasks.runner import (
+    BrowserOptions,
+    RunReport,
+    StepRecord,
+    StepValidationError,
+    history_document,
+    plan_steps,
+    render_artifacts,
+    render_gif,
+    render_script,
+    run_browser,
+)
 from tasks.runner.gif import MAX_FRAMES
-from tasks.tests import site_server
-
-# The shared test website's fixtures (tasks/tests/site_server.py).
-local_site = site_server.local_site
 
 OPTIONS = BrowserOptions(width=800, height=600, step_timeout_ms=3_000, navigation_timeout_ms=10_000)
 SCRIPT_TIMEOUT_SECONDS = 120
@@ -249,3 +257,84 @@ def test_script_fails_when_a_step_cannot_run(local_site, tmp_path):
     result = run_script(render_script(steps=steps, options=OPTIONS), tmp_path)
     assert result.returncode != 0
     assert "Timeout" in result.stderr
+
+
+# -- render_artifacts / history_document (pure: no browser, no database) ----------------------------
+
+
+def finished_report(*, frames: list[bytes]) -> RunReport:
+    """A report as run_browser leaves it: the planned smart selector resolved in the page, the last step failed."""
+    steps = [
+        {"action": "goto", "url": "https://shop.example/"},
+        {"action": "fill", "selector": "@search-box", "text": "Ünïcødé lamp"},
+        {"action": "expect_text", "text": "Results for Ünïcødé lamp"},
+    ]
+    resolved = "role=searchbox >> visible=true >> nth=0"
+    history = [
+        StepRecord(index=0, action="goto", args={"url": steps[0]["url"]}, status="ok", duration_ms=120),
+        StepRecord(
+            index=1,
+            action="fill",
+            args={"selector": resolved, "text": steps[1]["text"], "planned_selector": "@search-box"},
+            status="ok",
+            duration_ms=40,
+        ),
+        StepRecord(index=2, action="expect_text", args={"text": steps[2]["text"]}, status="failed", error="not found"),
+    ]
+    return RunReport(steps=steps, history=history, frames=frames, error="")
+
+
+def test_artifacts_are_the_gif_the_replay_and_the_history_in_that_order():
+    report = finished_report(frames=[png("white", (1000, 500)), png("red", (1000, 500))])
+    options = BrowserOptions(headless=False, width=1000, height=500, step_timeout_ms=4321)
+    artifacts = render_artifacts(
+        task_id=7, run_number=3, report=report, options=options, expected_status="failure", gif_max_width=400
+    )
+
+    assert list(artifacts.files) == ["gif", "script", "history"]
+    assert artifacts.warnings == []
+    count, size, _durations = gif_frames(artifacts.files["gif"])
+    assert count == len(report.frames) and size[0] == 400  # gif_max_width is passed on
+
+    source = artifacts.files["script"].decode()
+    compile(source, "replay.py", "exec")
+    constants = string_constants(source)
+    # The replay is made from the history (resolved selectors), with the run's options and expectation.
+    assert "role=searchbox >> visible=true >> nth=0" in constants
+    assert "@search-box" not in source and "def locate" not in source
+    assert "EXPECTED_STATUS = 'failure'" in source and "STEP_TIMEOUT_MS = 4321" in source
+    assert source == render_script(steps=report.replay_steps(), options=options, expected_status="failure")
+
+    history = json.loads(artifacts.files["history"].decode())
+    records = [record.to_dict() for record in report.history]
+    assert history == {"task_id": 7, "run": 3, "steps": report.steps, "history": records, "error": ""}
+    assert history["history"][1]["args"]["planned_selector"] == "@search-box"
+
+
+def test_artifacts_without_screenshots_warn_that_the_gif_is_a_placeholder():
+    report = finished_report(frames=[])
+    report.error = "Could not start Chromium: no such file"
+    artifacts = render_artifacts(task_id=1, run_number=1, report=report, options=OPTIONS, expected_status="success")
+    assert artifacts.warnings == ["The browser took no screenshot; the GIF is a placeholder."]
+    count, size, _durations = gif_frames(artifacts.files["gif"])
+    assert count == 1 and size[0] <= 800
+    assert json.loads(artifacts.files["history"])["error"] == report.error
+    with pytest.raises(ValueError, match="expected_status"):
+        render_artifacts(task_id=1, run_number=1, report=report, options=OPTIONS, expected_status="maybe")
+
+
+def test_history_document_is_indented_utf8_json_in_a_fixed_key_order():
+    steps = [{"action": "expect_text", "text": "漢字 🚀"}]
+    history = [{"index": 0, "action": "expect_text", "args": {"text": "漢字 🚀"}, "status": "ok"}]
+    data = history_document(task_id=12, run_number=2, steps=steps, history=history, error='Step 1 failed: "x"')
+
+    text = data.decode("utf-8")
+    assert "漢字 🚀" in text  # non-ASCII written as is, not as \u escapes
+    assert list(json.loads(text).items()) == [
+        ("task_id", 12),
+        ("run", 2),
+        ("steps", steps),
+        ("history", history),
+        ("error", 'Step 1 failed: "x"'),
+    ]
+    assert text.splitlines()[1] == '  "task_id": 12,'  # indent=2

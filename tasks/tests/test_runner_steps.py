@@ -2,8 +2,19 @@
 
 import pytest
 
-from tasks.runner import MAX_STEPS, StepValidationError, plan_steps, validate_steps
-from tasks.runner.steps import MAX_SELECTOR_LENGTH, MAX_TEXT_LENGTH, MAX_URL_LENGTH, selector_candidates
+from tasks.runner import (
+    ACTION_FIELDS,
+    ACTIONS,
+    MAX_SELECTOR_LENGTH,
+    MAX_STEPS,
+    MAX_TEXT_LENGTH,
+    MAX_URL_LENGTH,
+    StepValidationError,
+    plan_steps,
+    validate_step,
+    validate_steps,
+)
+from tasks.runner.smart_selectors import selector_candidates
 
 
 def errors_of(steps) -> dict[str, list[str]]:
@@ -198,3 +209,29 @@ def test_plan_rejects_oversized_fields_by_name():
 def test_button_label_with_quotes_is_quoted_for_playwright():
     candidates = selector_candidates('@button=Say "hi" \\ now')
     assert candidates[0] == 'internal:role=button[name="Say \\"hi\\" \\\\ now"s]'
+
+
+def test_one_step_is_validated_on_its_own_with_the_same_rules():
+    assert validate_step({"action": " Press ", "key": " Enter ", "selector": " #q "}) == {
+        "action": "press",
+        "key": "Enter",
+        "selector": "#q",
+    }
+    bad = {"action": "click", "selektor": "#q", "timeout_ms": 5}
+    with pytest.raises(StepValidationError) as caught:
+        validate_step(bad)
+    assert list(caught.value.messages) == ["step"]
+    # The list reports the same messages under the step's index.
+    assert errors_of([{"action": "goto", "url": "https://example.com"}, bad]) == {"1": caught.value.messages["step"]}
+
+
+def test_every_action_is_listed_with_its_fields():
+    assert ACTIONS == ("goto", "fill", "click", "press", "wait_for", "expect_text")
+    for action in ACTIONS:
+        required, optional = ACTION_FIELDS[action]
+        minimal = {"action": action, **{name: "https://example.com" if name == "url" else "x" for name in required}}
+        if action == "wait_for":
+            minimal["text"] = "x"
+        assert validate_step(minimal)["action"] == action, action
+        with pytest.raises(StepValidationError):
+            validate_step({**minimal, "not_a_field": 1})

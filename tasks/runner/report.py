@@ -1,0 +1,69 @@
+"""What goes into a run and what comes out of it: the browser options, one record per step, the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OK, FAILED, SKIPPED, CANCELLED = "ok", "failed", "skipped", "cancelled"
+
+
+@dataclass
+class BrowserOptions:
+    """How the browser is started: the task's browser settings plus the runner's timeouts."""
+
+    headless: bool = True
+    width: int = 1280
+    height: int = 720
+    step_timeout_ms: int = 10_000
+    navigation_timeout_ms: int = 20_000
+
+
+@dataclass
+class StepRecord:
+    """What happened to one step. ``args`` are the step's fields as executed: a smart selector is
+    replaced by the concrete selector it resolved to, the original kept in ``planned_selector``."""
+
+    index: int
+    action: str
+    args: dict
+    status: str = SKIPPED  # "ok" | "failed" | "skipped" | "cancelled"
+    duration_ms: int = 0
+    error: str = ""
+    url: str = ""  # the page's URL after the step
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "action": self.action,
+            "args": dict(self.args),
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "url": self.url,
+        }
+
+
+@dataclass
+class RunReport:
+    """The outcome of ``run_browser``.
+
+    ``history`` has one record per step, in order (steps after a stop are "skipped" or
+    "cancelled"); ``frames`` one PNG per executed step ("ok" or "failed"). ``expectation_met``
+    is True iff the steps contain at least one ``expect_text`` and every one of them saw its
+    text. ``error`` is "" when the browser ran to the end, whatever the page showed, and says
+    why it stopped otherwise (also "Run cancelled." when cancelled).
+    """
+
+    steps: list[dict]
+    history: list[StepRecord] = field(default_factory=list)
+    frames: list[bytes] = field(default_factory=list)
+    expectation_met: bool = False
+    error: str = ""
+    cancelled: bool = False
+
+    def replay_steps(self) -> list[dict]:
+        """The steps for ``render_script``: executed ones with the selectors they resolved to."""
+        return [
+            {"action": record.action, **{k: v for k, v in record.args.items() if k != "planned_selector"}}
+            for record in self.history
+        ]
