@@ -11,10 +11,10 @@ written down in `PendingFileDeletion` *before* the step that could orphan it:
   delete them at once; what cannot be deleted now stays journalled and is retried.
 
 Uploads to a remote storage (Cloudinary) are retried in the worker, a bounded number of times
-with back-off (`results.storage.save_with_retries`), rather than by re-running the Celery job: the job's second delivery finds its run
-already `running` and does nothing (that is what keeps it idempotent), and the files are only
-in this process's memory. A file whose storage keeps failing is kept in local storage instead,
-and the result says so in `warnings`.
+with back-off (`results.storage.save_with_retries`), rather than by re-running the Celery
+job: the job's second delivery finds its run already `running` and does nothing (that is what
+keeps it idempotent), and the files are only in this process's memory. A file whose storage
+keeps failing is kept in local storage instead, and the result says so in `warnings`.
 """
 
 import logging
