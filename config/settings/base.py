@@ -299,6 +299,9 @@ TASKS_QUEUE_TIMEOUT = env.int("TASK_QUEUE_TIMEOUT", default=3600)
 # How often a running run reads its own status to notice a cancel (one indexed query).
 TASKS_CANCEL_POLL_SECONDS = env.float("TASK_CANCEL_POLL_SECONDS", default=1.0)
 TASKS_SWEEP_INTERVAL = env.int("TASK_SWEEP_INTERVAL", default=30)
+# What the browser may reach besides public addresses: host names, IP addresses or CIDR blocks,
+# each optionally with ":port" (docs/runner.md, "Egress policy"). Checked by `manage.py check`.
+EGRESS_ALLOWLIST = env.list("EGRESS_ALLOWLIST", default=[])
 # Which STORAGES alias keeps each kind of result file. Local storage files are served to
 # their owner by the API (never under a public /media/ URL); other storages use their
 # own delivery URLs.

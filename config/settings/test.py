@@ -32,3 +32,6 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {scope: "10000/min" for scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]},
 }
 WHITENOISE_AUTOREFRESH = True
+# The local test sites (tasks/tests/site_server.py) listen on 127.0.0.1; the egress tests use
+# other loopback addresses, or set the allowlist themselves.
+EGRESS_ALLOWLIST = env.list("EGRESS_ALLOWLIST", default=["127.0.0.1"])

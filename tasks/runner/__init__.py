@@ -43,6 +43,14 @@ run_browser(*, steps, options: BrowserOptions, on_step=None, should_cancel=None)
     If a callback raises, or the caller is interrupted (Celery's SoftTimeLimitExceeded), the
     browser is killed and the exception propagates. One run per process at a time.
 
+EgressPolicy.from_entries(EGRESS_ALLOWLIST entries) -> EgressPolicy (ValueError for a bad entry)
+    The browser's address policy (egress.py; the proxy in egress_proxy.py enforces it for every
+    connection of a run, ``BrowserOptions.egress_allowlist`` opening what the operator allows).
+    ``url_refusal(url)`` is the early check at initiate: why the URL's host is refused (a
+    literal refused address in any spelling Chromium accepts, or a name resolving only to such
+    addresses), or None. A navigation the proxy blocks ends the run: the step fails with an
+    error starting "blocked by the egress policy: <host>".
+
 RunReport: steps (validated), history (list[StepRecord], one per step), frames (PNG per
     executed step), expectation_met (True iff >= 1 expect_text and all saw their text),
     error ("" when the browser ran to the end), cancelled; replay_steps() -> steps for
@@ -71,12 +79,13 @@ history_document(*, task_id, run_number, steps, history, error) -> bytes
 Inside the package: actions.py (each action once: fields, execution, replay lines), steps.py
 (the list and the plan), fields.py (limits and value checks), smart_selectors.py, waiting.py
 (sliced waits), driver.py (the browser thread and its watch), processes.py (the kill),
-report.py, script.py, gif.py, artifacts.py, chromium.py.
+report.py, script.py, gif.py, artifacts.py, chromium.py, egress.py and egress_proxy.py.
 """
 
 from .actions import ACTION_FIELDS, ACTIONS, COMMON_OPTIONAL_FIELDS, validate_step
 from .artifacts import RunArtifacts, history_document, render_artifacts
 from .driver import run_browser
+from .egress import EgressPolicy
 from .fields import (
     MAX_ACTION_LENGTH,
     MAX_KEY_LENGTH,
@@ -107,6 +116,7 @@ __all__ = [
     "MAX_URL_LENGTH",
     "MIN_STEP_TIMEOUT_MS",
     "BrowserOptions",
+    "EgressPolicy",
     "RunArtifacts",
     "RunReport",
     "StepRecord",

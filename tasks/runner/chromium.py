@@ -34,3 +34,19 @@ def chromium_executable() -> str | None:
 
 def launch_args(width: int, height: int) -> list[str]:
     return [*LAUNCH_ARGS, f"--window-size={width},{height}"]
+
+
+def egress_args(proxy_url: str) -> list[str]:
+    """Every connection through the egress proxy (egress_proxy.py), none around it.
+
+    Loopback is not bypassed (Chromium bypasses it by default); no name is resolved by Chromium
+    itself, so nothing connects without the proxy's check; WebRTC may use only proxied UDP, that
+    is none, since the proxy speaks HTTP.
+    """
+    return [
+        f"--proxy-server={proxy_url}",
+        "--proxy-bypass-list=<-loopback>",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",  # the proxy itself
+        "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+        "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    ]

@@ -20,10 +20,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from . import waiting
 from .actions import ACTION_TABLE, execute_step, step_timeout_ms
-from .chromium import chromium_executable, launch_args
+from .chromium import chromium_executable, egress_args, launch_args
+from .egress_proxy import EgressProxy, proxy_failure
 from .processes import children_of, descendants_of, kill_all
 from .report import CANCELLED, FAILED, OK, SKIPPED, BrowserOptions, RunReport, StepRecord
 from .steps import StepValidationError, validate_steps
@@ -59,6 +61,9 @@ class _BrowserSession:
         self.cancel_event = threading.Event()
         self.finished = threading.Event()
         self._driver_pids: list[int] = []
+        self._egress: EgressProxy | None = None
+        self._navigated_hosts: list[str] = []  # hosts the page's main frame asked for during the current step
+        self._proxy_answer = ""  # why the proxy answered a main-frame navigation itself during the current step
         self._kill_reason = ""
         self._last_kill = float("-inf")
 
@@ -131,16 +136,24 @@ class _BrowserSession:
             self._stop_cancelled(0)
             return
         options = self.options
-        before = children_of(os.getpid())
         launch_timeout_ms = max(options.navigation_timeout_ms, 30_000)
         self.watch_deadline = time.monotonic() + launch_timeout_ms / 1000 + CLOSE_SECONDS
-        with sync_playwright() as playwright:
+        self._egress = egress = EgressProxy(options.egress_allowlist)
+        try:
+            egress.start()
+        except (OSError, RuntimeError) as exc:
+            self.error = f"Could not start the egress proxy: {first_line(exc)}"
+            return
+        with contextlib.ExitStack() as stack:
+            stack.callback(egress.stop)
+            before = children_of(os.getpid())
+            playwright = stack.enter_context(sync_playwright())
             self._driver_pids = sorted(children_of(os.getpid()) - before)
             try:
                 browser = playwright.chromium.launch(
                     executable_path=chromium_executable(),
                     headless=options.headless,
-                    args=launch_args(options.width, options.height),
+                    args=[*launch_args(options.width, options.height), *egress_args(egress.url)],
                     timeout=launch_timeout_ms,
                 )
             except PlaywrightError as exc:
@@ -156,9 +169,13 @@ class _BrowserSession:
                 return
             try:
                 context = browser.new_context(
-                    viewport={"width": options.width, "height": options.height}, accept_downloads=False
+                    viewport={"width": options.width, "height": options.height},
+                    accept_downloads=False,
+                    service_workers="block",  # they outlive the page and fetch outside the requests watched here
                 )
                 page = context.new_page()
+                page.on("request", lambda request: self._note_navigation(page, request))
+                page.on("response", lambda response: self._note_proxy_answer(page, response))
                 page.set_default_timeout(options.step_timeout_ms)
                 page.set_default_navigation_timeout(options.navigation_timeout_ms)
                 self._run_steps(page)
@@ -182,6 +199,8 @@ class _BrowserSession:
             )
             self.watch_deadline = context.deadline
             stop = False
+            self._navigated_hosts.clear()
+            self._proxy_answer = ""
             try:
                 record.args = execute_step(page, step, context)
                 record.status = OK
@@ -201,6 +220,8 @@ class _BrowserSession:
                     )
                 else:
                     record.status, record.error, stop = FAILED, f"browser error: {first_line(exc)}", True
+            if failure := self._blocked_navigation() or self._proxy_answer:
+                record.status, record.error, stop = FAILED, failure, True
             record.duration_ms = int((time.monotonic() - started) * 1000)
             # The screenshot (and a settle before it) has its own timeouts; allow for both.
             self.watch_deadline = time.monotonic() + (2 * SCREENSHOT_TIMEOUT_MS + 2 * waiting.SETTLE_MS) / 1000
@@ -220,6 +241,35 @@ class _BrowserSession:
             if stop:
                 self.error = f"Step {index + 1} ({step['action']}) failed: {record.error}"
                 return
+
+    def _note_navigation(self, page, request) -> None:
+        if request.is_navigation_request() and request.frame == page.main_frame:
+            self._navigated_hosts.append(urlsplit(request.url).hostname or "")
+
+    def _note_proxy_answer(self, page, response) -> None:
+        """A page load the proxy answered itself (a 502: the name did not resolve, the server did not
+        answer) is a failed load, as it would be without a proxy, not a page."""
+        request = response.request
+        main_frame_load = request.is_navigation_request() and request.frame == page.main_frame
+        if main_frame_load and (failure := proxy_failure(response.headers)):
+            self._proxy_answer = f"could not load {request.url}: {failure}"
+
+    def _blocked_navigation(self) -> str:
+        """Why the egress proxy refused a page the main frame went to during this step, or "".
+
+        The proxy reports a refusal before it answers, so the report is in by the time the step
+        has seen the answer; one short wait covers the reading thread being a moment behind.
+        """
+        if not self._navigated_hosts or self._egress is None:
+            return ""
+        for attempt in range(2):
+            blocked = self._egress.blocked_hosts()
+            host = next((h for h in self._navigated_hosts if h in blocked), None)
+            if host is not None:
+                return blocked[host]
+            if attempt == 0:
+                time.sleep(0.05)
+        return ""
 
     def _screenshot(self, page) -> bytes | None:
         # A second try covers a screenshot taken while the page was being replaced (a failed load

@@ -16,6 +16,8 @@ class BrowserOptions:
     height: int = 720
     step_timeout_ms: int = 10_000
     navigation_timeout_ms: int = 20_000
+    # EGRESS_ALLOWLIST's entries: what the egress proxy lets the browser reach besides public addresses.
+    egress_allowlist: tuple[str, ...] = ()
 
 
 @dataclass

@@ -106,6 +106,29 @@ def task_plan(task: Task) -> list[dict]:
         raise InvalidInput(_field_errors(error)) from None
 
 
+def _egress_refusal(policy: runner.EgressPolicy, url: object) -> str | None:
+    return policy.url_refusal(url) if isinstance(url, str) and not runner.url_problem(url) else None
+
+
+def task_egress_check(*, start_url: object, steps: object) -> None:
+    """The early egress check of a definition: 400 naming each URL (start_url, steps.N) whose host the
+    browser may not reach. Made before any row is locked, since it may wait for DNS; the policy itself
+    is enforced by the run's proxy when the browser connects, whatever this finds."""
+    policy = runner.EgressPolicy.from_entries(settings.EGRESS_ALLOWLIST)
+    detail: dict = {}
+    if refusal := _egress_refusal(policy, start_url):
+        detail["start_url"] = [refusal]
+    per_step = {
+        str(index): [f'"url": {refusal}']
+        for index, step in enumerate(steps if isinstance(steps, list) else [])
+        if isinstance(step, dict) and (refusal := _egress_refusal(policy, step.get("url")))
+    }
+    if per_step:
+        detail["steps"] = per_step
+    if detail:
+        raise InvalidInput(detail)
+
+
 # RUNS
 # ------------------------------------------------------------------------------
 
@@ -171,8 +194,9 @@ def task_initiate(
     """Start a new run with this definition (each initiate replaces the previous one); 409 while one is in flight.
 
     The row lock makes concurrent initiates queue exactly one run. Invalid steps or plan
-    fields are a 400 (InvalidInput) and change nothing.
+    fields, or URLs the browser may not reach, are a 400 (InvalidInput) and change nothing.
     """
+    task_egress_check(start_url=start_url, steps=steps)
     with transaction.atomic():
         locked = _lock(task)
         locked.instruction = instruction
@@ -189,6 +213,7 @@ def task_initiate(
 
 def task_rerun(*, task: Task) -> Task:
     """Run the task again with its last definition (the admin's re-run action)."""
+    task_egress_check(start_url=task.start_url, steps=task.steps)
     with transaction.atomic():
         locked = _lock(task)
         _queue_run(locked=locked)

@@ -131,7 +131,11 @@ def fetch(client, url) -> bytes:
 # THE RUNNER IN A REAL CHROMIUM
 # ------------------------------------------------------------------------------
 
-FAST = runner.BrowserOptions(width=800, height=600, step_timeout_ms=3_000, navigation_timeout_ms=10_000)
+# The egress proxy refuses loopback addresses; the local test sites (site_server.py) are on 127.0.0.1.
+LOCAL_SITES = ("127.0.0.1",)
+FAST = runner.BrowserOptions(
+    width=800, height=600, step_timeout_ms=3_000, navigation_timeout_ms=10_000, egress_allowlist=LOCAL_SITES
+)
 # How long after a cancel request the run may take to return. The runner promises "within a few
 # seconds" (slices of 0.5 s, then a kill after 1.5 s); the margin is for a loaded CI machine.
 CANCEL_BOUND_SECONDS = 6.0

@@ -22,8 +22,9 @@ from tasks.runner import (
     run_browser,
 )
 from tasks.runner.gif import MAX_FRAMES
+from tasks.tests.factories import FAST
 
-OPTIONS = BrowserOptions(width=800, height=600, step_timeout_ms=3_000, navigation_timeout_ms=10_000)
+OPTIONS = FAST  # the local sites are allowed
 SCRIPT_TIMEOUT_SECONDS = 120
 
 NASTY = [

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tasks.runner import BrowserOptions, render_gif, run_browser
-from tasks.tests.factories import CANCEL_BOUND_SECONDS, FAST, chromium_descendants, statuses
+from tasks.tests.factories import CANCEL_BOUND_SECONDS, FAST, LOCAL_SITES, chromium_descendants, statuses
 
 pytestmark = pytest.mark.browser
 
@@ -56,7 +56,7 @@ def test_cancel_stops_a_hanging_page_load_within_seconds(local_site):
     should_cancel, state = _cancel_after(lambda: slow in local_site.requests, delay=0.5)
     report = run_browser(
         steps=[{"action": "goto", "url": local_site.url(slow)}, {"action": "expect_text", "text": "Slow page"}],
-        options=BrowserOptions(navigation_timeout_ms=45_000),
+        options=BrowserOptions(navigation_timeout_ms=45_000, egress_allowlist=LOCAL_SITES),
         should_cancel=should_cancel,
     )
     assert state["requested_at"] is not None
