@@ -1,5 +1,6 @@
 """Tests: fast hashing, generous throttles, in-memory email. Real services when the environment names them."""
 
+import os
 from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -32,3 +33,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {scope: "10000/min" for scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]},
 }
 WHITENOISE_AUTOREFRESH = True
+# Chromium's sandbox cannot start as root, and CI (like this project's development machines) runs
+# the tests as root: there, and only there, the browser tests run Chromium without it. Decided here
+# rather than in the Makefile or CI so that a bare `pytest` behaves the same, and the worker processes
+# the tests start (config.settings.test too) follow. CHROMIUM_NO_SANDBOX in the environment still
+# wins; test_runner_sandbox.py proves the sandbox on as a non-root user either way.
+CHROMIUM_NO_SANDBOX = env.bool("CHROMIUM_NO_SANDBOX", default=os.geteuid() == 0)

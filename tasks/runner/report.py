@@ -16,6 +16,8 @@ class BrowserOptions:
     height: int = 720
     step_timeout_ms: int = 10_000
     navigation_timeout_ms: int = 20_000
+    # CHROMIUM_NO_SANDBOX: Chromium without its sandbox (only where it cannot start, e.g. as root).
+    no_sandbox: bool = False
 
 
 @dataclass

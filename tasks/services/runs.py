@@ -80,6 +80,7 @@ def _browser_options(task: Task) -> runner.BrowserOptions:
         height=task.window_height,
         step_timeout_ms=settings.TASKS_STEP_TIMEOUT_MS,
         navigation_timeout_ms=settings.TASKS_NAVIGATION_TIMEOUT_MS,
+        no_sandbox=settings.CHROMIUM_NO_SANDBOX,
     )
 
 
