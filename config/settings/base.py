@@ -282,6 +282,9 @@ TASKS_MAX_STEPS = 100
 TASKS_MAX_ACTIVE_PER_USER = env.int("TASKS_MAX_ACTIVE_PER_USER", default=10)
 TASKS_STEP_TIMEOUT_MS = env.int("TASK_STEP_TIMEOUT_MS", default=10_000)
 TASKS_NAVIGATION_TIMEOUT_MS = env.int("TASK_NAVIGATION_TIMEOUT_MS", default=20_000)
+# Chromium without its sandbox: only where the sandbox cannot start (a root worker). Off by default;
+# the worker logs a warning at start when it is on (docs/runner.md, "Sandbox").
+CHROMIUM_NO_SANDBOX = env.bool("CHROMIUM_NO_SANDBOX", default=False)
 # Hard limit: Celery kills a run still going after this many seconds, and the sweeper
 # fails it. Soft limit: the run stops itself (and still records its files) before that.
 TASKS_TIME_LIMIT = env.int("TASK_TIME_LIMIT", default=300)

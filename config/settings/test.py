@@ -1,5 +1,6 @@
 """Tests: fast hashing, generous throttles, in-memory email. Real services when the environment names them."""
 
+import os
 from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -35,3 +36,9 @@ WHITENOISE_AUTOREFRESH = True
 # The local test sites (tasks/tests/site_server.py) listen on 127.0.0.1; the egress tests use
 # other loopback addresses, or set the allowlist themselves.
 EGRESS_ALLOWLIST = env.list("EGRESS_ALLOWLIST", default=["127.0.0.1"])
+# Chromium's sandbox cannot start as root, and CI (like this project's development machines) runs
+# the tests as root: there, and only there, the browser tests run Chromium without it. Decided here
+# rather than in the Makefile or CI so that a bare `pytest` behaves the same, and the worker processes
+# the tests start (config.settings.test too) follow. CHROMIUM_NO_SANDBOX in the environment still
+# wins; test_runner_sandbox.py proves the sandbox on as a non-root user either way.
+CHROMIUM_NO_SANDBOX = env.bool("CHROMIUM_NO_SANDBOX", default=os.geteuid() == 0)

@@ -217,7 +217,11 @@ def test_env_files_are_defaults_then_the_project_env(services):
         assert env_files[1] == {"path": "../.env", "required": False}, "../.env wins over the defaults"
     assert "SECRET_KEY" not in (DOCKER / "defaults.env").read_text(), "never ship a default secret"
     for name in APP_SERVICES:
-        assert "SECRET_KEY" not in services[name]["environment"]
+        if name == "worker":
+            # The worker's own key, never the web's (test_runner_sandbox.py): required, no default.
+            assert services[name]["environment"]["SECRET_KEY"].startswith("${WORKER_SECRET_KEY:?")
+        else:
+            assert "SECRET_KEY" not in services[name]["environment"]
 
 
 # DOCKERFILE ----------------------------------------------------------------------------------------

@@ -75,6 +75,9 @@ render_artifacts(*, task_id, run_number, report, options, expected_status, gif_m
     order, and ``warnings`` (a placeholder GIF when the browser took no screenshot).
 history_document(*, task_id, run_number, steps, history, error) -> bytes
     The history JSON: {"task_id", "run", "steps", "history", "error"}, indented, UTF-8.
+sandbox_warning(*, no_sandbox, euid) -> str | None
+    What a worker logs at start about Chromium's sandbox: a warning when ``no_sandbox``
+    (CHROMIUM_NO_SANDBOX) is set, or when it runs as root without it (Chromium will not start).
 
 Inside the package: actions.py (each action once: fields, execution, replay lines), steps.py
 (the list and the plan), fields.py (limits and value checks), smart_selectors.py, waiting.py
@@ -84,6 +87,7 @@ report.py, script.py, gif.py, artifacts.py, chromium.py, egress.py and egress_pr
 
 from .actions import ACTION_FIELDS, ACTIONS, COMMON_OPTIONAL_FIELDS, validate_step
 from .artifacts import RunArtifacts, history_document, render_artifacts
+from .chromium import sandbox_warning
 from .driver import run_browser
 from .egress import EgressPolicy
 from .fields import (
@@ -127,6 +131,7 @@ __all__ = [
     "render_gif",
     "render_script",
     "run_browser",
+    "sandbox_warning",
     "url_problem",
     "validate_step",
     "validate_steps",

@@ -1,17 +1,24 @@
-"""Which Chromium to start and with which flags; shared by the driver and the replay script."""
+"""Which Chromium to start, with which flags and which environment; shared by the driver and the replay script.
+
+Chromium runs with its own sandbox (a user and PID namespace, seccomp-BPF on every renderer) unless
+the operator sets CHROMIUM_NO_SANDBOX=true, which reaches us as ``no_sandbox``. Playwright adds
+``--no-sandbox`` by itself unless it is launched with ``chromium_sandbox=True``: the driver and the
+replay script always pass that argument, so the flags below are the whole story.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Mapping
 
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
+NO_SANDBOX_ARG = "--no-sandbox"
 
-# --no-sandbox: the worker runs as root in a container, where Chromium's own sandbox cannot start.
 # The background-networking family: without them Chromium's own outbound connections (updates,
 # field trials, sync) are refused in a locked-down network and slow every launch down.
 LAUNCH_ARGS = (
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
     "--disable-background-networking",
@@ -20,6 +27,16 @@ LAUNCH_ARGS = (
     "--no-first-run",
     "--disable-quic",
 )
+
+# What Chromium inherits from the worker, by name: enough to start, find fonts and (headed) show a
+# window. Everything else stays out: the worker's environment holds SECRET_KEY, DATABASE_URL and
+# storage credentials, and an exploited renderer reads its own /proc/self/environ.
+ENVIRONMENT = ("PATH", "HOME", "TMPDIR", "LANG", "LANGUAGE", "TZ", "FONTCONFIG_FILE", "FONTCONFIG_PATH")
+ENVIRONMENT_PREFIXES = ("LC_",)
+HEADED_ENVIRONMENT = ("DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "XDG_RUNTIME_DIR")
+
+# What Chromium (and Playwright's rewrite of its log) says when its sandbox cannot start.
+_SANDBOX_FAILURES = ("Chromium sandboxing failed", "No usable sandbox", "crbug.com/638180", "crbug.com/357670")
 
 
 def chromium_executable() -> str | None:
@@ -32,8 +49,57 @@ def chromium_executable() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def launch_args(width: int, height: int) -> list[str]:
-    return [*LAUNCH_ARGS, f"--window-size={width},{height}"]
+def launch_args(width: int, height: int, *, no_sandbox: bool = False) -> list[str]:
+    """Chromium's command-line flags; ``no_sandbox`` only when the operator asked for it (CHROMIUM_NO_SANDBOX)."""
+    args = [*LAUNCH_ARGS, f"--window-size={width},{height}"]
+    if no_sandbox:
+        args.append(NO_SANDBOX_ARG)
+    return args
+
+
+def browser_environment(*, headless: bool, source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment Chromium is launched with: the allowed names of ``source`` (the worker's environment)."""
+    source = os.environ if source is None else source
+    names = ENVIRONMENT if headless else ENVIRONMENT + HEADED_ENVIRONMENT
+    environment = {name: source[name] for name in names if source.get(name)}
+    environment.update({name: value for name, value in source.items() if name.startswith(ENVIRONMENT_PREFIXES)})
+    environment.setdefault("PATH", os.defpath)
+    environment.setdefault("HOME", tempfile.gettempdir())
+    environment.setdefault("TMPDIR", tempfile.gettempdir())
+    return environment
+
+
+def sandbox_failure_message(launch_error: str, *, euid: int) -> str | None:
+    """The run's error when Chromium did not start because its sandbox could not, else None."""
+    if not any(marker in launch_error for marker in _SANDBOX_FAILURES):
+        return None
+    if euid == 0:
+        why = "this worker runs as root, and Chromium does not start its sandbox as root"
+    else:
+        why = (
+            "this system does not let it create user namespaces (kernel.unprivileged_userns_clone=0, "
+            "or a container's seccomp profile: see docker/chromium-seccomp.json)"
+        )
+    return (
+        f"Could not start Chromium: its sandbox cannot start ({why}). Run the worker as a non-root user, "
+        "or set CHROMIUM_NO_SANDBOX=true to run Chromium without its sandbox (not recommended: a page that "
+        "exploits the browser then runs with the worker's rights)."
+    )
+
+
+def sandbox_warning(*, no_sandbox: bool, euid: int) -> str | None:
+    """What a worker logs at start about Chromium's sandbox, or None when all is well."""
+    if no_sandbox:
+        return (
+            "CHROMIUM_NO_SANDBOX=true: Chromium runs without its sandbox, so a page that exploits the browser "
+            "runs with this worker's rights. Run the worker as a non-root user and unset CHROMIUM_NO_SANDBOX."
+        )
+    if euid == 0:
+        return (
+            "This worker runs as root: Chromium's sandbox cannot start as root, so every browser run will fail. "
+            "Run the worker as a non-root user, or set CHROMIUM_NO_SANDBOX=true (not recommended)."
+        )
+    return None
 
 
 def egress_args(proxy_url: str) -> list[str]:

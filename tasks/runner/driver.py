@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from . import waiting
 from .actions import ACTION_TABLE, execute_step, step_timeout_ms
-from .chromium import chromium_executable, egress_args, launch_args
+from .chromium import browser_environment, chromium_executable, egress_args, launch_args, sandbox_failure_message
 from .egress_proxy import EgressProxy, proxy_failure
 from .processes import children_of, descendants_of, kill_all
 from .report import CANCELLED, FAILED, OK, SKIPPED, BrowserOptions, RunReport, StepRecord
@@ -153,12 +153,20 @@ class _BrowserSession:
                 browser = playwright.chromium.launch(
                     executable_path=chromium_executable(),
                     headless=options.headless,
-                    args=[*launch_args(options.width, options.height), *egress_args(egress.url)],
+                    args=[
+                        *launch_args(options.width, options.height, no_sandbox=options.no_sandbox),
+                        *egress_args(egress.url),
+                    ],
+                    # Playwright adds --no-sandbox itself unless told otherwise: launch_args decides.
+                    chromium_sandbox=True,
+                    env=browser_environment(headless=options.headless),
                     timeout=launch_timeout_ms,
                 )
             except PlaywrightError as exc:
                 if self.cancel_event.is_set():
                     self._stop_cancelled(0)
+                elif sandbox_problem := sandbox_failure_message(str(exc), euid=os.geteuid()):
+                    self.error = sandbox_problem
                 elif not options.headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
                     self.error = (
                         "Could not start Chromium in headed mode: this worker has no display (DISPLAY is not set). "

@@ -132,7 +132,8 @@ class EgressProxy:
 
 def _proxy_environment() -> dict[str, str]:
     environment = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
-    environment["PYTHONPATH"] = str(PROJECT_ROOT)
+    # The project first; then what the worker was given (site-packages of a venv the proxy's Python lacks).
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     return environment
 
 

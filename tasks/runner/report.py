@@ -18,6 +18,8 @@ class BrowserOptions:
     navigation_timeout_ms: int = 20_000
     # EGRESS_ALLOWLIST's entries: what the egress proxy lets the browser reach besides public addresses.
     egress_allowlist: tuple[str, ...] = ()
+    # CHROMIUM_NO_SANDBOX: Chromium without its sandbox (only where it cannot start, e.g. as root).
+    no_sandbox: bool = False
 
 
 @dataclass

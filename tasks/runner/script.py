@@ -9,7 +9,7 @@ ever written into a comment or docstring, and numbers and flags go through int()
 from __future__ import annotations
 
 from .actions import ACTION_TABLE, step_timeout_ms
-from .chromium import LAUNCH_ARGS, SYSTEM_CHROMIUM
+from .chromium import SYSTEM_CHROMIUM, launch_args
 from .report import BrowserOptions
 from .smart_selectors import SEARCH_BOX, SEARCH_BUTTON, selector_candidates
 from .steps import validate_steps
@@ -22,6 +22,8 @@ _HEADER = '''#!/usr/bin/env python3
 
 Needs Playwright for Python (pip install playwright) and Chromium: CHROMIUM_PATH, else the
 system /usr/bin/chromium, else Playwright's own (python -m playwright install chromium).
+Chromium runs with its sandbox, which does not start as root: run the script as another user,
+or set CHROMIUM_NO_SANDBOX=true to run Chromium without it.
 
 Exit status 0 when the run's outcome is the expected one ("success": every expected text was
 seen on the page), 1 (AssertionError) when it is not, and another non-zero status when a
@@ -48,6 +50,11 @@ def chromium_executable():
     if os.path.exists(SYSTEM_CHROMIUM):
         return SYSTEM_CHROMIUM
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium_sandbox():
+    """Chromium's sandbox stays on unless CHROMIUM_NO_SANDBOX is true (as the service reads it)."""
+    return os.environ.get("CHROMIUM_NO_SANDBOX", "").strip().lower() not in ("true", "on", "ok", "y", "yes", "1")
 
 
 def settle(page):
@@ -153,7 +160,8 @@ def render_script(*, steps: list[dict], options: BrowserOptions, expected_status
         f"NAVIGATION_TIMEOUT_MS = {int(options.navigation_timeout_ms)}",
         f"EXPECTED_STATUS = {expected_status!r}",
         f"SYSTEM_CHROMIUM = {SYSTEM_CHROMIUM!r}",
-        f"LAUNCH_ARGS = {[*LAUNCH_ARGS, f'--window-size={width},{height}']!r}",
+        # The sandbox is the replaying machine's business (chromium_sandbox()), never the worker's choice.
+        f"LAUNCH_ARGS = {launch_args(width, height)!r}",
         f"SETTLE_MS = {int(SETTLE_MS)}",
         f"TEXT_PRESENT_JS = {TEXT_PRESENT_JS!r}",
     ]
@@ -167,7 +175,10 @@ def render_script(*, steps: list[dict], options: BrowserOptions, expected_status
         "    expectations = []  # (text, seen)",
         "    with sync_playwright() as playwright:",
         "        browser = playwright.chromium.launch(",
-        "            executable_path=chromium_executable(), headless=HEADLESS, args=LAUNCH_ARGS",
+        "            executable_path=chromium_executable(),",
+        "            headless=HEADLESS,",
+        "            args=LAUNCH_ARGS,",
+        "            chromium_sandbox=chromium_sandbox(),",
         "        )",
         "        context = browser.new_context(viewport=WINDOW, accept_downloads=False)",
         "        page = context.new_page()",

@@ -81,6 +81,7 @@ def _browser_options(task: Task) -> runner.BrowserOptions:
         step_timeout_ms=settings.TASKS_STEP_TIMEOUT_MS,
         navigation_timeout_ms=settings.TASKS_NAVIGATION_TIMEOUT_MS,
         egress_allowlist=tuple(settings.EGRESS_ALLOWLIST),
+        no_sandbox=settings.CHROMIUM_NO_SANDBOX,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import factory
 import pytest
+from django.conf import settings
 from PIL import Image
 
 from accounts.tests.factories import UserFactory
@@ -131,11 +132,24 @@ def fetch(client, url) -> bytes:
 # THE RUNNER IN A REAL CHROMIUM
 # ------------------------------------------------------------------------------
 
+
 # The egress proxy refuses loopback addresses; the local test sites (site_server.py) are on 127.0.0.1.
 LOCAL_SITES = ("127.0.0.1",)
-FAST = runner.BrowserOptions(
-    width=800, height=600, step_timeout_ms=3_000, navigation_timeout_ms=10_000, egress_allowlist=LOCAL_SITES
-)
+
+
+def browser_options(**fields) -> runner.BrowserOptions:
+    """BrowserOptions for the runner's browser tests: the local test sites allowed, and the sandbox as
+    the test settings decide (CHROMIUM_NO_SANDBOX: off only for a root test process, where it cannot start)."""
+    defaults = {"no_sandbox": settings.CHROMIUM_NO_SANDBOX, "egress_allowlist": LOCAL_SITES}
+    return runner.BrowserOptions(**{**defaults, **fields})
+
+
+def script_environment() -> dict[str, str]:
+    """The environment a replay script runs with in the tests: the sandbox as the test settings decide."""
+    return {**os.environ, "CHROMIUM_NO_SANDBOX": "true" if settings.CHROMIUM_NO_SANDBOX else "false"}
+
+
+FAST = browser_options(width=800, height=600, step_timeout_ms=3_000, navigation_timeout_ms=10_000)
 # How long after a cancel request the run may take to return. The runner promises "within a few
 # seconds" (slices of 0.5 s, then a kill after 1.5 s); the margin is for a loaded CI machine.
 CANCEL_BOUND_SECONDS = 6.0

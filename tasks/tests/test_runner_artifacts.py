@@ -22,9 +22,9 @@ from tasks.runner import (
     run_browser,
 )
 from tasks.runner.gif import MAX_FRAMES
-from tasks.tests.factories import FAST
+from tasks.tests.factories import browser_options, script_environment
 
-OPTIONS = FAST  # the local sites are allowed
+OPTIONS = browser_options(width=800, height=600, step_timeout_ms=3_000, navigation_timeout_ms=10_000)
 SCRIPT_TIMEOUT_SECONDS = 120
 
 NASTY = [
@@ -168,7 +168,7 @@ def test_script_carries_the_browser_options():
     assert namespace["STEP_TIMEOUT_MS"] == 1234
     assert namespace["NAVIGATION_TIMEOUT_MS"] == 5678
     assert namespace["EXPECTED_STATUS"] == "failure"
-    assert "--no-sandbox" in namespace["LAUNCH_ARGS"] and "--window-size=1024,768" in namespace["LAUNCH_ARGS"]
+    assert "--window-size=1024,768" in namespace["LAUNCH_ARGS"]
     assert "--disable-background-networking" in namespace["LAUNCH_ARGS"]
 
 
@@ -187,7 +187,12 @@ def run_script(source: str, tmp_path) -> subprocess.CompletedProcess:
     path.write_text(source, encoding="utf-8")
     # sys.executable is the .venv's python, which has playwright: the script's only dependency.
     return subprocess.run(
-        [sys.executable, str(path)], capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_SECONDS, check=False
+        [sys.executable, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT_SECONDS,
+        check=False,
+        env=script_environment(),
     )
 
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from tasks.runner import BrowserOptions, plan_steps, run_browser
-from tasks.tests.factories import FAST, LOCAL_SITES, png_size, statuses
+from tasks.runner import plan_steps, run_browser
+from tasks.tests.factories import FAST, browser_options, png_size, statuses
 
 pytestmark = pytest.mark.browser
 
@@ -189,6 +189,6 @@ def test_a_page_without_a_search_box_fails_the_planned_fill(local_site):
     steps = plan_steps(
         start_url=local_site.url("/links"), search_input_input="x", search_input_action="", expected_outcome="x"
     )
-    report = run_browser(steps=steps, options=BrowserOptions(step_timeout_ms=1_000, egress_allowlist=LOCAL_SITES))
+    report = run_browser(steps=steps, options=browser_options(step_timeout_ms=1_000))
     assert statuses(report) == ["ok", "failed", "skipped", "skipped"]
     assert report.error == "Step 2 (fill) failed: no search box (waited 1000 ms)"

@@ -8,8 +8,8 @@ import time
 import pytest
 from PIL import Image
 
-from tasks.runner import BrowserOptions, render_gif, run_browser
-from tasks.tests.factories import CANCEL_BOUND_SECONDS, FAST, LOCAL_SITES, chromium_descendants, statuses
+from tasks.runner import render_gif, run_browser
+from tasks.tests.factories import CANCEL_BOUND_SECONDS, FAST, browser_options, chromium_descendants, statuses
 
 pytestmark = pytest.mark.browser
 
@@ -56,7 +56,7 @@ def test_cancel_stops_a_hanging_page_load_within_seconds(local_site):
     should_cancel, state = _cancel_after(lambda: slow in local_site.requests, delay=0.5)
     report = run_browser(
         steps=[{"action": "goto", "url": local_site.url(slow)}, {"action": "expect_text", "text": "Slow page"}],
-        options=BrowserOptions(navigation_timeout_ms=45_000, egress_allowlist=LOCAL_SITES),
+        options=browser_options(navigation_timeout_ms=45_000),
         should_cancel=should_cancel,
     )
     assert state["requested_at"] is not None
@@ -135,7 +135,7 @@ def test_headed_mode_without_a_display_says_so(local_site, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     report = run_browser(
         steps=[{"action": "goto", "url": local_site.url("/")}],
-        options=BrowserOptions(headless=False),
+        options=browser_options(headless=False),
     )
     assert report.error.startswith("Could not start Chromium in headed mode: this worker has no display")
     assert statuses(report) == ["skipped"]

@@ -18,7 +18,15 @@ from PIL import Image
 
 from results.models import Result
 from tasks.models import Task
-from tasks.tests.factories import FINISHED, create_task, fetch, initiate, wait_for_status, wait_until
+from tasks.tests.factories import (
+    FINISHED,
+    create_task,
+    fetch,
+    initiate,
+    script_environment,
+    wait_for_status,
+    wait_until,
+)
 from tasks.tests.worker import descendants
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -27,7 +35,9 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def run_script(source: bytes, tmp_path, name: str) -> subprocess.CompletedProcess:
     path = tmp_path / name
     path.write_bytes(source)
-    return subprocess.run([sys.executable, str(path)], capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, str(path)], capture_output=True, timeout=120, check=False, env=script_environment()
+    )
 
 
 def chromium_under(pid: int) -> list[int]:
