@@ -16,6 +16,7 @@ optional ``:port``) open some of them.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 BLOCKED = "blocked by the egress policy"
+_HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?")
 
 # Named for the message; they are also link-local, CGNAT or not global, and refused as such.
 METADATA_ADDRESSES = frozenset(
@@ -158,7 +160,7 @@ def _parse_rule(entry: str) -> AllowRule:
     host = parse_host(target)
     if not isinstance(host, str):
         return AllowRule(name=None, network=ipaddress.ip_network(host), port=port)
-    if not host or "/" in host or ":" in host:
+    if not _HOST_NAME.fullmatch(host):
         raise ValueError(f"EGRESS_ALLOWLIST: {entry!r} is not a host name, IP address or CIDR block.")
     return AllowRule(name=host, network=None, port=port)
 
