@@ -80,6 +80,8 @@ def _browser_options(task: Task) -> runner.BrowserOptions:
         height=task.window_height,
         step_timeout_ms=settings.TASKS_STEP_TIMEOUT_MS,
         navigation_timeout_ms=settings.TASKS_NAVIGATION_TIMEOUT_MS,
+        frame_width=settings.RESULTS_GIF_MAX_WIDTH,
+        max_frame_bytes=settings.TASKS_MAX_FRAME_BYTES,
     )
 
 
