@@ -310,6 +310,12 @@ EGRESS_ALLOWLIST = env.list("EGRESS_ALLOWLIST", default=[])
 # own delivery URLs.
 RESULTS_STORAGES = {"gif": "default", "script": "default", "history": "default"}
 RESULTS_GIF_MAX_WIDTH = env.int("RESULTS_GIF_MAX_WIDTH", default=800)
+# The screenshots one run keeps (already shrunk to RESULTS_GIF_MAX_WIDTH, ~50 KB a step for a
+# photo-heavy page at 800 px, so 100 steps take ~5 MB): beyond it the run goes on and its
+# frames are thinned (one step in 2, 4, ...; the first and the last kept), with a warning.
+# 16 MiB is 3x that run, and holds a worker's frame memory per run well under the ~170 MB a
+# 100-step run could keep at worst (800x2160 frames of noise); docs/runner.md "Resource bounds".
+TASKS_MAX_FRAME_BYTES = env.int("TASKS_MAX_FRAME_BYTES", default=16 * 1024 * 1024)
 # File deletions that failed (storage unreachable) are retried this often, with backoff.
 RESULTS_DELETION_RETRY_INTERVAL = env.int("RESULTS_DELETION_RETRY_INTERVAL", default=300)
 

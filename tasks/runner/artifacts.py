@@ -14,6 +14,10 @@ from .report import BrowserOptions, RunReport
 from .script import render_script
 
 NO_SCREENSHOT_WARNING = "The browser took no screenshot; the GIF is a placeholder."
+THINNED_WARNING = (
+    "The screenshots outgrew the recording's limit of {limit}; the GIF shows one step in {stride}, "
+    "the first and the last."
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,23 @@ def history_document(*, task_id: int, run_number: int, steps: list, history: lis
     """The history file: what ran, each step's outcome and timing, and why the run stopped."""
     document = {"task_id": task_id, "run": run_number, "steps": steps, "history": history, "error": error}
     return json.dumps(document, indent=2, ensure_ascii=False).encode()
+
+
+def frame_warnings(report: RunReport, options: BrowserOptions) -> list[str]:
+    """What the GIF leaves out: everything (no screenshot), or steps (frames thinned to fit max_frame_bytes)."""
+    if not report.frames:
+        return [NO_SCREENSHOT_WARNING]
+    if report.frame_stride > 1:
+        return [THINNED_WARNING.format(limit=_readable_size(options.max_frame_bytes), stride=report.frame_stride)]
+    return []
+
+
+def _readable_size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
+    if size >= 1024:
+        return f"{size // 1024} KB"
+    return f"{size} byte" + ("s" if size != 1 else "")
 
 
 def render_artifacts(
@@ -46,7 +67,7 @@ def render_artifacts(
     ``render_script`` raises for an unknown ``expected_status`` and ``render_gif`` for a
     ``gif_max_width`` under 16.
     """
-    warnings = [] if report.frames else [NO_SCREENSHOT_WARNING]
+    warnings = frame_warnings(report, options)
     gif = render_gif(report.frames, max_width=gif_max_width)
     script = render_script(steps=report.replay_steps(), options=options, expected_status=expected_status)
     history = history_document(

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 OK, FAILED, SKIPPED, CANCELLED = "ok", "failed", "skipped", "cancelled"
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024  # see TASKS_MAX_FRAME_BYTES in config/settings/base.py
 
 
 @dataclass
 class BrowserOptions:
-    """How the browser is started: the task's browser settings plus the runner's timeouts."""
+    """How the browser is started: the task's browser settings plus the runner's timeouts and frame limits.
+
+    Screenshots are shrunk to ``frame_width`` (the GIF's width) as they are taken, and the kept
+    frames are thinned beyond ``max_frame_bytes`` (frames.py)."""
 
     headless: bool = True
     width: int = 1280
@@ -20,6 +24,8 @@ class BrowserOptions:
     egress_allowlist: tuple[str, ...] = ()
     # CHROMIUM_NO_SANDBOX: Chromium without its sandbox (only where it cannot start, e.g. as root).
     no_sandbox: bool = False
+    frame_width: int = 800
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
 
 
 @dataclass
@@ -52,7 +58,9 @@ class RunReport:
     """The outcome of ``run_browser``.
 
     ``history`` has one record per step, in order (steps after a stop are "skipped" or
-    "cancelled"); ``frames`` one PNG per executed step ("ok" or "failed"). ``expectation_met``
+    "cancelled"); ``frames`` one small PNG per executed step ("ok" or "failed"), at most
+    ``frame_width`` wide, or, when they outgrew ``max_frame_bytes``, one step in
+    ``frame_stride`` plus the latest (``frame_stride`` is 1 when nothing was dropped). ``expectation_met``
     is True iff the steps contain at least one ``expect_text`` and every one of them saw its
     text. ``error`` is "" when the browser ran to the end, whatever the page showed, and says
     why it stopped otherwise (also "Run cancelled." when cancelled).
@@ -61,6 +69,7 @@ class RunReport:
     steps: list[dict]
     history: list[StepRecord] = field(default_factory=list)
     frames: list[bytes] = field(default_factory=list)
+    frame_stride: int = 1
     expectation_met: bool = False
     error: str = ""
     cancelled: bool = False

@@ -82,6 +82,8 @@ def _browser_options(task: Task) -> runner.BrowserOptions:
         navigation_timeout_ms=settings.TASKS_NAVIGATION_TIMEOUT_MS,
         egress_allowlist=tuple(settings.EGRESS_ALLOWLIST),
         no_sandbox=settings.CHROMIUM_NO_SANDBOX,
+        frame_width=settings.RESULTS_GIF_MAX_WIDTH,
+        max_frame_bytes=settings.TASKS_MAX_FRAME_BYTES,
     )
 
 
