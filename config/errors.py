@@ -29,6 +29,17 @@ class Conflict(ServiceError):
     default_detail = "Conflict with the current state of the resource."
 
 
+class QuotaExceeded(ServiceError):
+    """A usage quota is used up for now; `retry_after` is how many seconds until it frees (the Retry-After header)."""
+
+    status_code = 429
+    default_detail = "Quota exceeded; try again later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = max(int(retry_after), 1)
+
+
 class AuthenticationError(ServiceError):
     """Credentials are missing, wrong, expired or revoked."""
 

@@ -11,6 +11,8 @@ from config.errors import WWW_AUTHENTICATE, InvalidInput, ServiceError
 class _ServiceAPIException(exceptions.APIException):
     def __init__(self, error: ServiceError):
         self.status_code = error.status_code
+        # DRF's handler turns `wait` into a Retry-After header, as it does for its own throttles.
+        self.wait = getattr(error, "retry_after", None)
         super().__init__(detail=error.detail)
 
 

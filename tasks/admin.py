@@ -1,15 +1,21 @@
-"""Admin for tasks: look, filter, re-run, cancel, delete; every change goes through tasks.services."""
+"""Admin for tasks: look, filter, re-run, cancel, delete; every change goes through tasks.services.
+
+Also the daily-quota ledger, read-only: who queued how many runs in the last 24 hours.
+"""
 
 from django.contrib import admin, messages
 
 from config.errors import ServiceError
 from tasks import services
-from tasks.models import Task
+from tasks.models import RunCharge, Task, TaskStatus
 
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["id", "task_name", "owner", "status", "run_number", "progress", "created_at", "finished_at"]
+    list_display = [
+        *("id", "task_name", "owner", "status", "dispatch", "run_number", "progress"),
+        *("created_at", "finished_at"),
+    ]
     list_filter = ["status", "expected_status", "created_at"]
     list_select_related = ["owner"]
     search_fields = ["task_name", "owner__username__iexact"]
@@ -44,7 +50,14 @@ class TaskAdmin(admin.ModelAdmin):
         if succeeded:
             self.message_user(request, f"{done} {succeeded} task(s).", messages.SUCCESS)
 
-    @admin.action(description="Re-run the selected tasks (same steps and settings)")
+    @admin.display(description="dispatch")
+    def dispatch(self, task):
+        """Whether a queued run was sent to the workers or waits behind its owner's other runs (fairness)."""
+        if task.status != TaskStatus.QUEUED:
+            return ""
+        return "sent" if task.enqueued_at else "held"
+
+    @admin.action(description="Re-run the selected tasks (same steps and settings; not charged to the daily quota)")
     def rerun(self, request, queryset):
         self._each(request, queryset, services.task_rerun, "Queued")
 
@@ -57,3 +70,26 @@ class TaskAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset):
         self._each(request, queryset, services.task_delete, "Deleted")
+
+
+@admin.register(RunCharge)
+class RunChargeAdmin(admin.ModelAdmin):
+    """The runs counted against TASKS_DAILY_RUNS_PER_USER (the sweeper deletes those older than 24 hours)."""
+
+    list_display = ["charged_at", "owner", "task", "run_number"]
+    list_filter = ["charged_at"]
+    list_select_related = ["owner", "task"]
+    search_fields = ["owner__username__iexact"]
+    search_help_text = "The owner's exact username: their runs of the last 24 hours."
+    ordering = ["-charged_at", "-id"]
+    show_full_result_count = False
+
+    # A ledger: written by tasks.services only, never edited by hand.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

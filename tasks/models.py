@@ -81,7 +81,11 @@ class Task(TimeStampedModel):
     progress_total = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
-    # When the run's message was last sent to the broker (re-sent if no worker took it).
+    # When the run was handed to the workers: it took one of its owner's TASKS_DISPATCH_PER_USER
+    # slots. NULL while queued means held back for fairness (tasks.services.scheduling); the
+    # queue timeout counts from here, not from `queued_at`, so time spent held is not a worker's fault.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    # When the run's message was last sent to the broker (re-sent if no worker took it); NULL while held.
     enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -98,6 +102,12 @@ class Task(TimeStampedModel):
                 fields=["status", "heartbeat_at"],
                 name="tasks_task_in_flight_idx",
                 condition=models.Q(status__in=["queued", "running"]),
+            ),
+            # A user's held runs, oldest first: the hand-off sends the next one when a slot frees.
+            models.Index(
+                fields=["owner", "queued_at", "id"],
+                name="tasks_task_held_idx",
+                condition=models.Q(status="queued", enqueued_at__isnull=True),
             ),
         ]
         constraints = [
@@ -122,3 +132,26 @@ class Task(TimeStampedModel):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+class RunCharge(models.Model):
+    """One run its owner queued, counted against TASKS_DAILY_RUNS_PER_USER for the 24 hours after `charged_at`."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # SET_NULL, not CASCADE: deleting the task must not give the runs back (create, run, delete, repeat).
+    task = models.ForeignKey(Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    run_number = models.PositiveIntegerField()
+    # Only a timestamp (no TimeStampedModel): a charge is written once and never updated.
+    charged_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-charged_at", "-id"]
+        indexes = [
+            # The quota check: the owner's charges in the last 24 hours (an index-only count).
+            models.Index(fields=["owner", "charged_at"], name="tasks_runcharge_owner_idx"),
+            # The sweeper deletes the charges that left the window.
+            models.Index(fields=["charged_at"], name="tasks_runcharge_charged_idx"),
+        ]
+
+    def __str__(self):
+        return f"run {self.run_number} of task {self.task_id} at {self.charged_at:%Y-%m-%d %H:%M:%S}"

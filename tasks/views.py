@@ -1,6 +1,6 @@
 """Tasks endpoints: thin views over tasks.services and tasks.selectors."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -17,6 +17,26 @@ from tasks.serializers import (
 )
 
 CONFLICT_ACTIVE = OpenApiResponse(description="The task is queued or running")
+INITIATE_RESPONSES = {
+    202: TaskSerializer,
+    400: OpenApiResponse(description="A bad field or step, named in the body"),
+    404: NOT_FOUND,
+    409: OpenApiResponse(
+        description="The task is queued or running, or you have TASKS_MAX_ACTIVE_PER_USER runs queued or running"
+    ),
+    429: OpenApiResponse(
+        description="Your daily run quota (TASKS_DAILY_RUNS_PER_USER runs in any 24 hours) is used up; "
+        "`Retry-After` says in how many seconds the next run can be queued",
+        response={"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
+    ),
+}
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    type=int,
+    location=OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds until a run can be queued again",
+)
 SETTINGS_RESPONSES = {200: TaskSerializer, 404: NOT_FOUND, 409: CONFLICT_ACTIVE}
 
 
@@ -59,12 +79,10 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
         changes = validated(BrowserSettingsUpdateSerializer, request.data)
         return self.respond(services.task_browser_settings_update(task=self.get_object(), **changes))
 
-    @extend_schema(
-        request=TaskInitiateSerializer, responses={202: TaskSerializer, 404: NOT_FOUND, 409: CONFLICT_ACTIVE}
-    )
+    @extend_schema(request=TaskInitiateSerializer, responses=INITIATE_RESPONSES, parameters=[RETRY_AFTER])
     @action(detail=True, methods=["patch"])
     def initiate(self, request, pk=None):
-        """Queue a run; a worker picks it up. Each initiate defines the whole run."""
+        """Queue a run; a worker picks it up, each user's runs in turn. Each initiate defines the whole run."""
         run = validated(TaskInitiateSerializer, request.data)
         return self.respond(services.task_initiate(task=self.get_object(), **run), status=status.HTTP_202_ACCEPTED)
 

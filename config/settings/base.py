@@ -280,6 +280,12 @@ CORS_ALLOW_HEADERS = (
 TASKS_MAX_STEPS = 100
 # Runs one user may have queued or running at once; 0 lifts the cap.
 TASKS_MAX_ACTIVE_PER_USER = env.int("TASKS_MAX_ACTIVE_PER_USER", default=10)
+# Runs one user may queue in any 24 hours (initiates; an admin's re-run is not counted); 0 lifts
+# the quota. Beyond it initiate answers 429 with Retry-After. docs/runner.md "Quotas and fair scheduling".
+TASKS_DAILY_RUNS_PER_USER = env.int("TASKS_DAILY_RUNS_PER_USER", default=200)
+# Fairness: at most this many of a user's queued runs are sent to the broker at a time; the others
+# wait in the database and are sent, oldest first, as the user's runs end. 0: all sent at once.
+TASKS_DISPATCH_PER_USER = env.int("TASKS_DISPATCH_PER_USER", default=2)
 TASKS_STEP_TIMEOUT_MS = env.int("TASK_STEP_TIMEOUT_MS", default=10_000)
 TASKS_NAVIGATION_TIMEOUT_MS = env.int("TASK_NAVIGATION_TIMEOUT_MS", default=20_000)
 # Chromium without its sandbox: only where the sandbox cannot start (a root worker). Off by default;
@@ -390,7 +396,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 # Reliability: a message is acknowledged only once its job finished, and given back when
-# the worker process dies; one message at a time per worker process.
+# the worker process dies; one message at a time per worker process (with acks_late the message
+# being worked on counts against the prefetch, so a busy process reserves nothing more). Which
+# user's run is sent at all is decided before the broker: TASKS_DISPATCH_PER_USER.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -2,6 +2,7 @@
 
 - `lifecycle`: what owners and admins do: create, settings, plan, initiate, re-run, cancel, delete;
 - `runs`: what the worker does with a run: claim, watch, record, finish (`task_run_execute`);
+- `scheduling`: who may queue a run and when it is sent: owner lock, caps, daily quota, fair dispatch;
 - `sweeper`: what the beat job decides about runs that are stuck.
 
 A run goes created/finished -> queued (`task_initiate`) -> running (`task_run_claim`) ->
@@ -10,7 +11,6 @@ this package, not from its modules.
 """
 
 from tasks.services.lifecycle import (
-    RUN_JOB,
     task_agent_settings_update,
     task_browser_settings_update,
     task_cancel,
@@ -28,6 +28,7 @@ from tasks.services.runs import (
     task_run_fail,
     task_run_record,
 )
+from tasks.services.scheduling import RUN_JOB, run_dispatch_held
 from tasks.services.sweeper import SweepReport, task_sweep_stale_runs
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "RunClaim",
     "RunWatch",
     "SweepReport",
+    "run_dispatch_held",
     "task_agent_settings_update",
     "task_browser_settings_update",
     "task_cancel",

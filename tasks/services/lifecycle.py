@@ -1,7 +1,8 @@
 """A task's lifecycle as its owner (API) and admins drive it: create, settings, plan, initiate, re-run, cancel, delete.
 
-A run goes created/finished -> queued here (`task_initiate`, `task_rerun`: row lock, message
-sent after commit); the worker takes it from there (`tasks.services.runs`).
+A run goes created/finished -> queued here (`task_initiate`, `task_rerun`: owner lock, then
+row lock; message sent after commit, or held for fairness); the worker takes it from there
+(`tasks.services.runs`). The caps, the quota and the dispatch are `tasks.services.scheduling`.
 """
 
 import logging
@@ -10,20 +11,17 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config import celery_app
 from config.errors import Conflict, InvalidInput
 from results import services as result_services
 from tasks import runner
-from tasks.models import ACTIVE_STATUSES, ExpectedStatus, Task, TaskStatus
+from tasks.models import ExpectedStatus, Task, TaskStatus
+from tasks.services import scheduling
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_FROZEN = "Settings cannot change while the task is queued or running."
 ALREADY_ACTIVE = "Task is already queued or running."
 START_URL_REQUIRED = "Required when no steps are given: the planned run opens this page first."
-# The worker's job, by its registered name: sending by name keeps this module free of
-# tasks.jobs, which imports the services (jobs -> services, never the reverse).
-RUN_JOB = "tasks.run_task"
 
 
 # SETTINGS
@@ -133,50 +131,43 @@ def task_egress_check(*, start_url: object, steps: object) -> None:
 # ------------------------------------------------------------------------------
 
 
-def _send_run(task_id: int, run_number: int) -> None:
-    try:
-        celery_app.send_task(RUN_JOB, args=(task_id, run_number))
-    except Exception:  # a broker outage must not turn a committed 202 into a 500
-        # The run stays queued; the sweeper sends it again (TASKS_QUEUE_RESEND_AFTER).
-        logger.exception(
-            "could not send run %s of task %s to the broker; the sweeper will resend it", run_number, task_id
-        )
-
-
-def run_send_on_commit(task: Task) -> None:
-    """Send the task's current run to the workers once the transaction commits.
-
-    After the commit, so that a worker never looks for a row it cannot see yet; a message
-    that is lost or duplicated is harmless (the sweeper resends, a second claim is a no-op).
-    """
-    task_id, run_number = task.pk, task.run_number
-    transaction.on_commit(lambda: _send_run(task_id, run_number))
-
-
-def _queue_run(*, locked: Task) -> None:
+def _queue_run(*, locked: Task, charged: bool) -> None:
     """Move a locked, finished task to a new queued run of its current definition.
 
-    The definition is validated first (400), then the state checked (409), then the cap.
+    The caller holds the owner lock (taken before the task's). The definition is validated
+    first (400), then the state (409), then the daily quota (429, when `charged`) and the
+    active cap (409). The run is sent to the workers after commit if its owner has a free
+    dispatch slot, else held until one of their runs ends.
     """
     planned = task_plan(locked)
     if locked.is_active:
         raise Conflict(ALREADY_ACTIVE)
     if locked.steps:
         locked.steps = planned  # explicit steps are stored normalised (actions lower-cased, URLs stripped)
-    cap = settings.TASKS_MAX_ACTIVE_PER_USER
-    if cap and Task.objects.filter(owner_id=locked.owner_id, status__in=ACTIVE_STATUSES).count() >= cap:
-        raise Conflict(f"You already have {cap} tasks queued or running; wait for one to finish.")
     now = timezone.now()
+    load = scheduling.owner_load(locked.owner_id)
+    if charged:
+        scheduling.daily_quota_check(locked.owner_id, now)
+    scheduling.active_cap_check(load)
     locked.status = TaskStatus.QUEUED
     locked.run_number += 1
     locked.attempt = 0
     locked.progress_done = 0
     locked.progress_total = len(planned)
     locked.error = ""
-    locked.queued_at = locked.enqueued_at = now
+    locked.queued_at = now
+    locked.dispatched_at = locked.enqueued_at = None  # held, unless a slot is free below
     locked.started_at = locked.heartbeat_at = locked.finished_at = None
+    send_now = load.has_free_slot and not load.held  # held runs of this owner are older: they go first
+    if send_now:
+        scheduling.mark_dispatched(locked, now)
     locked.save()
-    run_send_on_commit(locked)
+    if send_now:
+        scheduling.run_send_on_commit(locked)
+    elif load.has_free_slot:  # a hand-off was lost (the sweeper would heal it too): oldest first
+        scheduling.dispatch_held_locked(owner_id=locked.owner_id, load=scheduling.owner_load(locked.owner_id))
+    if charged:
+        scheduling.run_charge(locked, now)
 
 
 def task_initiate(
@@ -193,11 +184,14 @@ def task_initiate(
 ) -> Task:
     """Start a new run with this definition (each initiate replaces the previous one); 409 while one is in flight.
 
-    The row lock makes concurrent initiates queue exactly one run. Invalid steps or plan
-    fields, or URLs the browser may not reach, are a 400 (InvalidInput) and change nothing.
+    The owner lock makes concurrent initiates of the owner's tasks count the cap and the quota
+    one at a time; the row lock makes concurrent initiates of one task queue exactly one run.
+    Invalid steps or plan fields, or URLs the browser may not reach, are a 400 (InvalidInput),
+    a used-up daily quota a 429 (QuotaExceeded); both change nothing.
     """
     task_egress_check(start_url=start_url, steps=steps)
     with transaction.atomic():
+        scheduling.owner_lock(task.owner_id)
         locked = _lock(task)
         locked.instruction = instruction
         locked.description = description
@@ -207,16 +201,23 @@ def task_initiate(
         locked.search_input_action = search_input_action
         locked.expected_outcome = expected_outcome
         locked.expected_status = expected_status
-        _queue_run(locked=locked)
+        _queue_run(locked=locked, charged=True)
     return locked
 
 
 def task_rerun(*, task: Task) -> Task:
-    """Run the task again with its last definition (the admin's re-run action)."""
+    """Run the task again with its last definition (the admin's re-run action).
+
+    Not charged to the owner's daily quota, nor refused by it: the quota bounds what a user
+    asks of the service, and an operator re-running runs (after an outage, to check a fix)
+    should neither spend a user's allowance nor be stopped by it. The active cap and the fair
+    dispatch still apply: they protect the workers, whoever asked.
+    """
     task_egress_check(start_url=task.start_url, steps=task.steps)
     with transaction.atomic():
+        scheduling.owner_lock(task.owner_id)
         locked = _lock(task)
-        _queue_run(locked=locked)
+        _queue_run(locked=locked, charged=False)
     return locked
 
 
@@ -229,6 +230,7 @@ def task_cancel(*, task: Task) -> Task:
         locked.status = TaskStatus.CANCELLED
         locked.finished_at = timezone.now()
         locked.save(update_fields=["status", "finished_at", "updated_at"])
+        scheduling.run_handoff_on_commit(locked.owner_id)
     return locked
 
 
@@ -243,6 +245,8 @@ def task_delete(*, task: Task) -> int:
         if locked.status == TaskStatus.RUNNING:
             raise Conflict("A running task cannot be deleted; cancel it first.")
         journal_ids = result_services.result_files_forget(task_ids=[locked.pk])
+        if locked.is_active:  # a queued run leaves: its slot, or its place among the held, frees
+            scheduling.run_handoff_on_commit(locked.owner_id)
         locked.delete()
     outcomes = result_services.pending_file_deletions_process(ids=journal_ids)
     return sum(outcome.error is not None for outcome in outcomes)

@@ -21,6 +21,7 @@ from results import services as result_services
 from tasks import runner
 from tasks.models import Task, TaskStatus
 from tasks.services.lifecycle import task_plan
+from tasks.services.scheduling import run_handoff_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +58,12 @@ def worker_lost_error(attempts: int) -> str:
 
 
 def fail_locked(locked: Task, error: str) -> None:
-    """End a locked task's run failed, with the reason."""
+    """End a locked task's run failed, with the reason; after commit, the owner's next held run is sent."""
     locked.status = TaskStatus.FAILED
     locked.error = error
     locked.finished_at = timezone.now()
     locked.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    run_handoff_on_commit(locked.owner_id)
 
 
 # CLAIM
@@ -103,8 +105,8 @@ def task_run_claim(*, task_id: int, run_number: int) -> RunClaim | None:
             if locked.attempt >= settings.TASKS_MAX_ATTEMPTS:
                 fail_locked(locked, worker_lost_error(locked.attempt))
                 return None
-        elif locked.status != TaskStatus.QUEUED:
-            return None
+        elif locked.status != TaskStatus.QUEUED or locked.enqueued_at is None:
+            return None  # finished, or held for fairness (a stray message must not jump the line)
         try:
             steps = task_plan(locked)
         except InvalidInput as error:  # the rules tightened since it was queued
@@ -293,6 +295,7 @@ def _finish(*, claim: RunClaim, report: runner.RunReport, files: list, error: st
             locked.progress_done = sum(record.status in EXECUTED for record in report.history)
             locked.finished_at = locked.heartbeat_at = timezone.now()
             locked.save(update_fields=["status", "error", "progress_done", "finished_at", "heartbeat_at", "updated_at"])
+            run_handoff_on_commit(locked.owner_id)
     if locked is None:
         result_services.result_files_discard(files=files)
         return False

@@ -176,8 +176,9 @@ def test_a_new_run_replaces_the_previous_result_and_deletes_its_files(task, djan
     # The old files are journalled in the same transaction, deleted right after the commit.
     journalled = PendingFileDeletion.objects.filter(reason=PendingFileDeletion.Reason.REPLACED)
     assert sorted(journalled.values_list("name", flat=True)) == old_names
-    assert len(callbacks) == 2  # the run's message (initiate) and the deletion of the old files
-    callbacks[-1]()
+    # The run's message (initiate), the deletion of the old files, the hand-off of the run's dispatch slot.
+    assert len(callbacks) == 3
+    callbacks[1]()  # the deletion
     assert not any(default_storage.exists(name) for name in old_names)
     assert not PendingFileDeletion.objects.exists()
     assert all(default_storage.exists(f.name) for f in second.files.all())
@@ -251,7 +252,7 @@ def test_sweeper_resends_a_lost_queued_run_then_gives_up(queued, settings, djang
     assert services.task_sweep_stale_runs().resent == []  # not again until RESEND_AFTER has passed
 
     long_ago = timezone.now() - timedelta(seconds=settings.TASKS_QUEUE_TIMEOUT + 1)
-    Task.objects.filter(pk=queued.pk).update(queued_at=long_ago, enqueued_at=long_ago)
+    Task.objects.filter(pk=queued.pk).update(queued_at=long_ago, dispatched_at=long_ago, enqueued_at=long_ago)
     report = services.task_sweep_stale_runs()
 
     assert report.never_started == [queued.pk]
