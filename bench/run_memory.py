@@ -20,6 +20,7 @@ virtualenv; takes about a minute per run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -122,7 +123,12 @@ def child(args) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    options = runner.BrowserOptions(width=args.width, height=args.height)
+    # Later checkouts put every connection through the egress proxy (the page is on 127.0.0.1) and start
+    # Chromium's sandbox, which cannot start as root; older ones have neither option.
+    wanted = {"egress_allowlist": ("127.0.0.1",), "no_sandbox": os.geteuid() == 0}
+    known = {f.name for f in dataclasses.fields(runner.BrowserOptions)}
+    extra = {name: value for name, value in wanted.items() if name in known}
+    options = runner.BrowserOptions(width=args.width, height=args.height, **extra)
     steps = bench_steps(base_url, args.steps)
     rss_start = peak_rss_mb()
     started = time.monotonic()
