@@ -51,17 +51,24 @@ EgressPolicy.from_entries(EGRESS_ALLOWLIST entries) -> EgressPolicy (ValueError 
     addresses), or None. A navigation the proxy blocks ends the run: the step fails with an
     error starting "blocked by the egress policy: <host>".
 
-RunReport: steps (validated), history (list[StepRecord], one per step), frames (PNG per
-    executed step), expectation_met (True iff >= 1 expect_text and all saw their text),
-    error ("" when the browser ran to the end), cancelled; replay_steps() -> steps for
-    render_script with the selectors as resolved.
+BrowserOptions: headless, width, height, step_timeout_ms, navigation_timeout_ms,
+    egress_allowlist, no_sandbox, frame_width
+    (screenshots are shrunk to it as they are taken: the GIF's width), max_frame_bytes (the
+    kept frames' budget; beyond it they are thinned, see frames.py).
+RunReport: steps (validated), history (list[StepRecord], one per step), frames (a small
+    palette PNG per executed step, <= frame_width wide), frame_stride (1; or, when the frames
+    outgrew max_frame_bytes, the kept ones are one step in frame_stride plus the latest),
+    expectation_met (True iff >= 1 expect_text and all saw their text), error ("" when the
+    browser ran to the end), cancelled; replay_steps() -> steps for render_script with the
+    selectors as resolved.
 StepRecord: index, action, args (as executed; "planned_selector" when a smart selector was
     resolved), status ("ok" | "failed" | "skipped" | "cancelled"), duration_ms, error, url;
     to_dict() for the history JSON.
 
 render_gif(frames, *, max_width=800, frame_ms=1000) -> bytes
-    Animated, looping GIF; one frame per screenshot (at most 200, sampled evenly), scaled to
-    <= max_width, 256 colours, a progress bar per frame; a one-frame placeholder if no frames.
+    Animated, looping GIF; one frame per screenshot (PNG or JPEG; at most 200, sampled evenly),
+    scaled to <= max_width, 256 colours, a progress bar per frame; a one-frame placeholder if
+    no frames. Streamed: one frame decoded at a time.
 
 render_script(*, steps, options, expected_status="success") -> str
     Standalone Playwright script replaying the steps; exit 0 iff its outcome ("success" when
@@ -72,7 +79,8 @@ render_script(*, steps, options, expected_status="success") -> str
 render_artifacts(*, task_id, run_number, report, options, expected_status, gif_max_width=800) -> RunArtifacts
     A finished run's files: ``files`` {"gif": render_gif(report.frames), "script":
     render_script(report.replay_steps()) as UTF-8, "history": history_document(...)} in that
-    order, and ``warnings`` (a placeholder GIF when the browser took no screenshot).
+    order, and ``warnings`` (a placeholder GIF when the browser took no screenshot; frames
+    thinned to fit options.max_frame_bytes).
 history_document(*, task_id, run_number, steps, history, error) -> bytes
     The history JSON: {"task_id", "run", "steps", "history", "error"}, indented, UTF-8.
 sandbox_warning(*, no_sandbox, euid) -> str | None
@@ -82,7 +90,7 @@ sandbox_warning(*, no_sandbox, euid) -> str | None
 Inside the package: actions.py (each action once: fields, execution, replay lines), steps.py
 (the list and the plan), fields.py (limits and value checks), smart_selectors.py, waiting.py
 (sliced waits), driver.py (the browser thread and its watch), processes.py (the kill),
-report.py, script.py, gif.py, artifacts.py, chromium.py, egress.py and egress_proxy.py.
+report.py, script.py, gif.py, frames.py (the frame store), artifacts.py, chromium.py, egress.py and egress_proxy.py.
 """
 
 from .actions import ACTION_FIELDS, ACTIONS, COMMON_OPTIONAL_FIELDS, validate_step
