@@ -28,9 +28,14 @@ class RunArtifacts:
     warnings: list[str]
 
 
-def history_document(*, task_id: int, run_number: int, steps: list, history: list, error: str) -> bytes:
-    """The history file: what ran, each step's outcome and timing, and why the run stopped."""
+def history_document(
+    *, task_id: int, run_number: int, steps: list, history: list, error: str, agent: dict | None = None
+) -> bytes:
+    """The history file: what ran, each step's outcome and timing, and why the run stopped; for an agent
+    run also ``agent``: {summary, usage}."""
     document = {"task_id": task_id, "run": run_number, "steps": steps, "history": history, "error": error}
+    if agent is not None:
+        document["agent"] = agent
     return json.dumps(document, indent=2, ensure_ascii=False).encode()
 
 
@@ -69,12 +74,19 @@ def render_artifacts(
     """
     warnings = frame_warnings(report, options)
     gif = render_gif(report.frames, max_width=gif_max_width)
-    script = render_script(steps=report.replay_steps(), options=options, expected_status=expected_status)
+    agent_run = report.usage is not None
+    script = render_script(
+        steps=report.replay_steps(),
+        options=options,
+        expected_status=expected_status,
+        outcome_without_expectations="success" if agent_run and report.expectation_met else "failure",
+    )
     history = history_document(
         task_id=task_id,
         run_number=run_number,
         steps=report.steps,
         history=[record.to_dict() for record in report.history],
         error=report.error,
+        agent={"summary": report.summary, "usage": report.usage} if agent_run else None,
     )
     return RunArtifacts(files={"gif": gif, "script": script.encode(), "history": history}, warnings=warnings)

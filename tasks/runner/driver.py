@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from . import waiting
@@ -28,7 +29,21 @@ from .chromium import browser_environment, chromium_executable, egress_args, lau
 from .egress_proxy import EgressProxy, proxy_failure
 from .frames import FrameStore
 from .processes import children_of, descendants_of, kill_all
-from .report import CANCELLED, FAILED, OK, SKIPPED, BrowserOptions, RunReport, StepRecord
+from .report import (
+    CANCELLED,
+    EXPECTATION_MISSED,
+    FAILED,
+    OK,
+    SKIPPED,
+    STEP_FAILED,
+    STEP_FATAL,
+    BrowserOptions,
+    RunReport,
+    StepRecord,
+)
+
+if TYPE_CHECKING:
+    from .agent import AgentLoop, AgentOptions
 from .steps import StepValidationError, validate_steps
 from .waiting import Cancelled, ExpectationMissed, StepContext, StepFailed, first_line
 
@@ -44,17 +59,20 @@ SCREENSHOT_TIMEOUT_MS = 5_000
 SCREENSHOT_JPEG_QUALITY = 90
 
 
+def _step_args(step: dict) -> dict:
+    return {key: value for key, value in step.items() if key != "action"}
+
+
 class _BrowserSession:
     """One run of the steps, on the browser thread. The caller's thread only reads its state,
     sets ``cancel_event`` and may ``kill()`` it."""
 
-    def __init__(self, steps: list[dict], options: BrowserOptions):
-        self.steps = steps
+    def __init__(self, steps: list[dict], options: BrowserOptions, agent: AgentLoop | None = None):
+        self.steps = list(steps)
         self.options = options
-        self.history = [
-            StepRecord(index=i, action=s["action"], args={k: v for k, v in s.items() if k != "action"})
-            for i, s in enumerate(steps)
-        ]
+        # With an agent, ``steps`` are only the start (the start page); the agent adds the rest as it goes.
+        self.agent = agent
+        self.history = [StepRecord(index=i, action=s["action"], args=_step_args(s)) for i, s in enumerate(steps)]
         self.frames = FrameStore(width=options.frame_width, max_bytes=options.max_frame_bytes)
         self.error = ""
         self.cancelled = False
@@ -100,7 +118,7 @@ class _BrowserSession:
 
     def report(self) -> RunReport:
         expectations = [r for r in self.history if r.action == "expect_text"]
-        return RunReport(
+        report = RunReport(
             steps=[dict(s) for s in self.steps],
             history=list(self.history),
             frames=self.frames.frames,
@@ -109,6 +127,9 @@ class _BrowserSession:
             error=self.error,
             cancelled=self.cancelled,
         )
+        if self.agent is not None:
+            self.agent.complete_report(report)
+        return report
 
     # -- browser thread ---------------------------------------------------------------------------
 
@@ -199,62 +220,83 @@ class _BrowserSession:
                     browser.close()
 
     def _run_steps(self, page) -> None:
-        from playwright.sync_api import Error as PlaywrightError
-
+        if self.agent is not None:
+            self.agent.drive(self, page)
+            return
         for index, step in enumerate(self.steps):
-            record = self.history[index]
             if self.cancel_event.is_set():
                 self._stop_cancelled(index)
                 return
-            timeout_ms = step_timeout_ms(step, self.options)
-            started = time.monotonic()
-            context = StepContext(
-                deadline=started + timeout_ms / 1000, timeout_ms=timeout_ms, cancel_event=self.cancel_event
-            )
-            self.watch_deadline = context.deadline
-            stop = False
-            self._navigated_hosts.clear()
-            self._proxy_answer = ""
-            try:
-                record.args = execute_step(page, step, context)
-                record.status = OK
-            except Cancelled:
-                record.status = CANCELLED
-            except ExpectationMissed as exc:
-                record.status, record.error = FAILED, str(exc)
-            except StepFailed as exc:
-                record.status, record.error, stop = FAILED, str(exc), True
-            except PlaywrightError as exc:
-                if self.cancel_event.is_set():
-                    record.status = CANCELLED
-                elif self._kill_reason == "hung":
-                    record.status, stop = FAILED, True
-                    record.error = (
-                        f"the browser stopped responding for {HANG_GRACE_SECONDS:.0f} s past the step's timeout"
-                    )
-                else:
-                    record.status, record.error, stop = FAILED, f"browser error: {first_line(exc)}", True
-            if failure := self._blocked_navigation() or self._proxy_answer:
-                record.status, record.error, stop = FAILED, failure, True
-            record.duration_ms = int((time.monotonic() - started) * 1000)
-            # The screenshot (and a settle before it) has its own timeouts; allow for both.
-            self.watch_deadline = time.monotonic() + (2 * SCREENSHOT_TIMEOUT_MS + 2 * waiting.SETTLE_MS) / 1000
-            if record.status == CANCELLED:
-                with contextlib.suppress(Exception):
-                    record.url = page.url
-                self._stop_cancelled(index)
+            outcome = self.run_step(page, index)
+            if outcome == CANCELLED:
                 return
-            if stop and ACTION_TABLE[step["action"]].navigates:
-                waiting.settle(page)  # let Chromium show its error page, for the URL and the screenshot
-            frame = self._screenshot(page)
+            if outcome in (STEP_FAILED, STEP_FATAL):
+                self.error = f"Step {index + 1} ({step['action']}) failed: {self.history[index].error}"
+                return
+
+    def add_step(self, step: dict, *, reason: str | None = None) -> int:
+        """Append a step chosen during the run (the agent's), with its record; returns its index."""
+        index = len(self.steps)
+        self.steps.append(step)
+        self.history.append(StepRecord(index=index, action=step["action"], args=_step_args(step), reason=reason))
+        return index
+
+    def run_step(self, page, index: int) -> str:
+        """Carry out step ``index``, record it and take its screenshot. Returns OK, EXPECTATION_MISSED
+        (the run goes on), STEP_FAILED (an explicit run stops; an agent may try something else),
+        STEP_FATAL (the run cannot go on: a blocked navigation, a hung or closed browser) or CANCELLED
+        (the run is marked cancelled already)."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        step, record = self.steps[index], self.history[index]
+        timeout_ms = step_timeout_ms(step, self.options)
+        started = time.monotonic()
+        context = StepContext(
+            deadline=started + timeout_ms / 1000, timeout_ms=timeout_ms, cancel_event=self.cancel_event
+        )
+        self.watch_deadline = context.deadline
+        outcome = OK
+        self._navigated_hosts.clear()
+        self._proxy_answer = ""
+        try:
+            record.args = execute_step(page, step, context)
+            record.status = OK
+        except Cancelled:
+            record.status = outcome = CANCELLED
+        except ExpectationMissed as exc:
+            record.status, record.error, outcome = FAILED, str(exc), EXPECTATION_MISSED
+        except StepFailed as exc:
+            record.status, record.error, outcome = FAILED, str(exc), STEP_FAILED
+        except PlaywrightError as exc:
+            if self.cancel_event.is_set():
+                record.status = outcome = CANCELLED
+            elif self._kill_reason == "hung":
+                record.status, outcome = FAILED, STEP_FATAL
+                record.error = f"the browser stopped responding for {HANG_GRACE_SECONDS:.0f} s past the step's timeout"
+            else:
+                record.status, record.error = FAILED, f"browser error: {first_line(exc)}"
+                outcome = STEP_FATAL if page.is_closed() else STEP_FAILED
+        if blocked := self._blocked_navigation():
+            record.status, record.error, outcome = FAILED, blocked, STEP_FATAL
+        elif self._proxy_answer and outcome != CANCELLED:
+            record.status, record.error, outcome = FAILED, self._proxy_answer, STEP_FAILED
+        record.duration_ms = int((time.monotonic() - started) * 1000)
+        # The screenshot (and a settle before it) has its own timeouts; allow for both.
+        self.watch_deadline = time.monotonic() + (2 * SCREENSHOT_TIMEOUT_MS + 2 * waiting.SETTLE_MS) / 1000
+        if outcome == CANCELLED:
             with contextlib.suppress(Exception):
                 record.url = page.url
-            if frame is not None:
-                self.frames.add(frame)  # shrunk now; the full-size screenshot is dropped here
-            self.done += 1
-            if stop:
-                self.error = f"Step {index + 1} ({step['action']}) failed: {record.error}"
-                return
+            self._stop_cancelled(index)
+            return CANCELLED
+        if outcome in (STEP_FAILED, STEP_FATAL) and ACTION_TABLE[step["action"]].navigates:
+            waiting.settle(page)  # let Chromium show its error page, for the URL and the screenshot
+        frame = self._screenshot(page)
+        with contextlib.suppress(Exception):
+            record.url = page.url
+        if frame is not None:
+            self.frames.add(frame)  # shrunk now; the full-size screenshot is dropped here
+        self.done += 1
+        return outcome
 
     def _note_navigation(self, page, request) -> None:
         if request.is_navigation_request() and request.frame == page.main_frame:
@@ -318,8 +360,36 @@ def run_browser(
         steps = validate_steps(steps)
     except StepValidationError as exc:
         return RunReport(steps=[], error=f"Invalid steps: {exc}")
-    session = _BrowserSession(steps, options)
-    total = len(steps)
+    return _drive(_BrowserSession(steps, options), total=len(steps), on_step=on_step, should_cancel=should_cancel)
+
+
+def run_agent(
+    *,
+    agent: AgentOptions,
+    options: BrowserOptions,
+    on_step: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunReport:
+    """Let the model in ``agent`` drive a fresh Chromium (agent.py); the callbacks as for ``run_browser``.
+
+    ``total`` in ``on_step`` is the most steps the run may take (the start page plus max_steps).
+    """
+    from .agent import AgentLoop
+
+    loop = AgentLoop(agent)
+    start = loop.start_steps()
+    session = _BrowserSession(start, options, agent=loop)
+    return _drive(session, total=len(start) + agent.max_steps, on_step=on_step, should_cancel=should_cancel)
+
+
+def _drive(
+    session: _BrowserSession,
+    *,
+    total: int,
+    on_step: Callable[[int, int], None] | None,
+    should_cancel: Callable[[], bool] | None,
+) -> RunReport:
+    """Run the session on the browser thread; this thread reports progress, polls the cancel, watches the clock."""
     if should_cancel is not None and should_cancel():
         session.cancel_event.set()
         session._stop_cancelled(0)

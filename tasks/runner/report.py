@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 OK, FAILED, SKIPPED, CANCELLED = "ok", "failed", "skipped", "cancelled"
+# What the driver's run_step says happened to a step, besides OK and CANCELLED.
+EXPECTATION_MISSED = "expectation_missed"  # an expect_text did not see its text; the run goes on
+STEP_FAILED = "step_failed"  # the step could not be carried out; an explicit run stops there
+STEP_FATAL = "step_fatal"  # nothing more can run: a blocked navigation, a hung or closed browser
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024  # see TASKS_MAX_FRAME_BYTES in config/settings/base.py
 
 
@@ -40,9 +44,12 @@ class StepRecord:
     duration_ms: int = 0
     error: str = ""
     url: str = ""  # the page's URL after the step
+    reason: str | None = None  # in an agent run: why the model chose this action (None in other runs)
+    # False for an agent's failed action that the run went on after: the replay leaves it out.
+    in_replay: bool = True
 
     def to_dict(self) -> dict:
-        return {
+        document = {
             "index": self.index,
             "action": self.action,
             "args": dict(self.args),
@@ -51,6 +58,9 @@ class StepRecord:
             "error": self.error,
             "url": self.url,
         }
+        if self.reason is not None:
+            document["reason"] = self.reason
+        return document
 
 
 @dataclass
@@ -64,6 +74,10 @@ class RunReport:
     is True iff the steps contain at least one ``expect_text`` and every one of them saw its
     text. ``error`` is "" when the browser ran to the end, whatever the page showed, and says
     why it stopped otherwise (also "Run cancelled." when cancelled).
+
+    An agent run (``run_agent``) adds ``usage`` ({model_calls, input_tokens, output_tokens}) and
+    the model's closing ``summary``; its ``expectation_met`` is whether ``expected_outcome`` was
+    seen on the final page when one was given, else the model's ``done.success``.
     """
 
     steps: list[dict]
@@ -73,10 +87,14 @@ class RunReport:
     expectation_met: bool = False
     error: str = ""
     cancelled: bool = False
+    usage: dict | None = None
+    summary: str = ""
 
     def replay_steps(self) -> list[dict]:
-        """The steps for ``render_script``: executed ones with the selectors they resolved to."""
+        """The steps for ``render_script``: executed ones with the selectors they resolved to (an
+        agent's failed attempts that it went on after left out)."""
         return [
             {"action": record.action, **{k: v for k, v in record.args.items() if k != "planned_selector"}}
             for record in self.history
+            if record.in_replay
         ]

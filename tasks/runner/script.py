@@ -127,18 +127,26 @@ class ReplayLines:
         return f"locate(page, {listed}, {self.timeout_ms})"
 
 
-def render_script(*, steps: list[dict], options: BrowserOptions, expected_status: str = "success") -> str:
+def render_script(
+    *,
+    steps: list[dict],
+    options: BrowserOptions,
+    expected_status: str = "success",
+    outcome_without_expectations: str = "failure",
+) -> str:
     """A standalone Python script that replays ``steps`` with Playwright (sync API, Chromium found
     and launched as the runner does) and asserts the outcome.
 
     Pass ``RunReport.replay_steps()`` so that smart selectors appear as the concrete selectors
     the run resolved (a step that never ran keeps its smart selector, which the script then
     resolves itself). The outcome is "success" when there is at least one ``expect_text`` and
-    all of them saw their text, else "failure"; the script exits 0 iff it equals
+    all of them saw their text, else "failure"; with no ``expect_text`` at all it is
+    ``outcome_without_expectations`` (an agent run's verdict was the model's: a replay that
+    carries every action out reaches it again). The script exits 0 iff the outcome equals
     ``expected_status``.
     """
-    if expected_status not in EXPECTED_STATUSES:
-        raise ValueError(f"expected_status must be one of {EXPECTED_STATUSES}")
+    if expected_status not in EXPECTED_STATUSES or outcome_without_expectations not in EXPECTED_STATUSES:
+        raise ValueError(f"expected_status and outcome_without_expectations must be one of {EXPECTED_STATUSES}")
     steps = validate_steps(steps)
     width, height = int(options.width), int(options.height)
 
@@ -159,6 +167,7 @@ def render_script(*, steps: list[dict], options: BrowserOptions, expected_status
         f"STEP_TIMEOUT_MS = {int(options.step_timeout_ms)}",
         f"NAVIGATION_TIMEOUT_MS = {int(options.navigation_timeout_ms)}",
         f"EXPECTED_STATUS = {expected_status!r}",
+        f"OUTCOME_WITHOUT_EXPECTATIONS = {outcome_without_expectations!r}",
         f"SYSTEM_CHROMIUM = {SYSTEM_CHROMIUM!r}",
         # The sandbox is the replaying machine's business (chromium_sandbox()), never the worker's choice.
         f"LAUNCH_ARGS = {launch_args(width, height)!r}",
@@ -191,7 +200,10 @@ def render_script(*, steps: list[dict], options: BrowserOptions, expected_status
         "",
         "    for text, seen in expectations:",
         '        print(("seen:    " if seen else "MISSING: ") + repr(text))',
-        '    actual = "success" if expectations and all(seen for _text, seen in expectations) else "failure"',
+        "    if not expectations:",
+        "        actual = OUTCOME_WITHOUT_EXPECTATIONS",
+        "    else:",
+        '        actual = "success" if all(seen for _text, seen in expectations) else "failure"',
         '    print(f"outcome: {actual} (expected: {EXPECTED_STATUS})")',
         '    assert actual == EXPECTED_STATUS, f"outcome {actual!r}, expected {EXPECTED_STATUS!r}"',
         "    return 0",
