@@ -63,8 +63,11 @@ class ResultSerializer(serializers.ModelSerializer):
 class ResultDeletedSerializer(serializers.Serializer):
     message = serializers.CharField()
     task_id = serializers.IntegerField()
-    files_deleted = serializers.ListField(
-        child=serializers.CharField(), help_text='Kinds of file deleted from storage: "gif", "script", "history".'
+    files_deleted = serializers.BooleanField(
+        help_text="Every file of the result is deleted from storage now (false: `warnings` says which one waits)."
+    )
+    deleted_files = serializers.ListField(
+        child=serializers.CharField(), help_text='Kinds of file deleted from storage now: "gif", "script", "history".'
     )
     database_deleted = serializers.BooleanField()
     warnings = serializers.ListField(child=serializers.CharField())

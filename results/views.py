@@ -31,7 +31,9 @@ class ResultView(RespondMixin, APIView):
             if not report.warnings
             else "Result deleted; some files will be deleted later.",
             "task_id": task_id,
-            "files_deleted": report.files_deleted,
+            # A boolean as in the original system: every file of the result is gone from its storage now.
+            "files_deleted": not report.warnings,
+            "deleted_files": report.files_deleted,
             "database_deleted": report.database_deleted,
             "warnings": report.warnings,
         }

@@ -102,7 +102,7 @@ def test_delete_result_removes_row_and_files(auth_client, result, media_root):
     assert response.status_code == 200
     body = response.json()
     assert body["message"] == "Result deleted." and body["task_id"] == result.task_id
-    assert sorted(body["files_deleted"]) == ["gif", "history", "script"]
+    assert body["files_deleted"] is True and sorted(body["deleted_files"]) == ["gif", "history", "script"]
     assert body["database_deleted"] is True and body["warnings"] == []
     assert not Result.objects.exists()
     assert not any(default_storage.exists(name) for name in names)
@@ -121,7 +121,7 @@ def test_delete_while_the_storage_fails_is_200_with_warnings_and_retried_later(
 
     assert response.status_code == 200
     body = response.json()
-    assert body["database_deleted"] is True and body["files_deleted"] == []
+    assert body["database_deleted"] is True and body["files_deleted"] is False and body["deleted_files"] == []
     assert len(body["warnings"]) == 3 and "will be retried" in body["warnings"][0]
     assert not Result.objects.exists()
     pending = PendingFileDeletion.objects.order_by("name")

@@ -44,7 +44,11 @@ def test_deleting_a_result_destroys_its_assets(cloudinary, auth_client, user):
 
     body = auth_client.delete(f"/api/v1/results/{result.task_id}").json()
 
-    assert sorted(body["files_deleted"]) == ["gif", "history", "script"] and body["warnings"] == []
+    assert (
+        body["files_deleted"] is True
+        and sorted(body["deleted_files"]) == ["gif", "history", "script"]
+        and body["warnings"] == []
+    )
     assert cloudinary.server.assets == {}
 
 
@@ -71,7 +75,7 @@ def test_deleting_a_result_while_cloudinary_fails_is_200_with_warnings_and_retri
 
     assert response.status_code == 200
     body = response.json()
-    assert body["database_deleted"] is True and body["files_deleted"] == []
+    assert body["database_deleted"] is True and body["files_deleted"] is False and body["deleted_files"] == []
     assert body["message"] == "Result deleted; some files will be deleted later."
     assert len(body["warnings"]) == 3 and all("will be retried" in w for w in body["warnings"])
     assert not Result.objects.exists()
