@@ -42,6 +42,7 @@ class ResultAdmin(admin.ModelAdmin):
         "gif_preview",
         "file_links",
         "warnings",
+        "model_usage",
         "history",
         "created_at",
     ]
@@ -52,6 +53,16 @@ class ResultAdmin(admin.ModelAdmin):
 
     def _file_url(self, result, kind):
         return reverse("admin:results_result_file", args=[result.pk, kind])
+
+    @admin.display(description="model usage")
+    def model_usage(self, result):
+        if not result.usage:
+            return "— (not an agent run)"
+        usage = result.usage
+        return (
+            f"{usage.get('model_calls', 0)} model calls, {usage.get('input_tokens', 0)} input tokens, "
+            f"{usage.get('output_tokens', 0)} output tokens"
+        )
 
     @admin.display(description="recording")
     def gif_preview(self, result):

@@ -30,6 +30,8 @@ class Result(TimeStampedModel):
     # Things the owner should know about the files (e.g. one kept locally because the
     # file store refused it).
     warnings = models.JSONField(default=list, blank=True)
+    # What an agent run spent on its language model: {model_calls, input_tokens, output_tokens}; NULL for other runs.
+    usage = models.JSONField(null=True, blank=True)
 
     def __str__(self):
         return f"Result of task #{self.task_id} run {self.run_number}"

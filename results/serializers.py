@@ -8,14 +8,23 @@ from results import storage as result_storage
 from results.models import FileKind, Result
 
 
+class UsageSerializer(serializers.Serializer):
+    model_calls = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+
+
 class ResultSerializer(serializers.ModelSerializer):
-    """A run's result as API.md shows it, plus `run`, `expected_status`, `history_url` and `warnings`."""
+    """A run's result as API.md shows it, plus `run`, `expected_status`, `history_url`, `warnings` and `usage`."""
 
     task_id = serializers.IntegerField(read_only=True)
     run = serializers.IntegerField(source="run_number", read_only=True)
     result_gif = serializers.SerializerMethodField(help_text="URL of the animated GIF of the run (null if none).")
     result_json_url = serializers.SerializerMethodField(help_text="URL of the Python (Playwright) replay script.")
     history_url = serializers.SerializerMethodField(help_text="URL of the step history as a JSON file.")
+    usage = UsageSerializer(
+        read_only=True, allow_null=True, help_text="An agent run's model usage; null for other runs."
+    )
 
     class Meta:
         model = Result
@@ -30,6 +39,7 @@ class ResultSerializer(serializers.ModelSerializer):
             "history_url",
             "history",
             "warnings",
+            "usage",
             "created_at",
         ]
         read_only_fields = fields

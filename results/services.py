@@ -169,8 +169,11 @@ def result_record(
     run_failed: bool,
     history: list,
     warnings: list[str] | None = None,
+    usage: dict | None = None,
 ) -> Result:
     """Record a run's Result, replacing the previous run's (whose files are then deleted).
+
+    ``usage`` is an agent run's model usage ({model_calls, input_tokens, output_tokens}).
 
     Call inside the transaction that finishes the run, with the task row locked.
     """
@@ -195,6 +198,7 @@ def result_record(
         passed=not run_failed and actual_status == expected_status,
         history=history,
         warnings=list(warnings or []),
+        usage=usage,
     )
     ResultFile.objects.bulk_create(
         [
