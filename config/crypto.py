@@ -12,8 +12,8 @@ the older keys still decrypt until `retire()` removes them. Each key is named by
 first 16 hex digits of the SHA-256 of its public key (DER SubjectPublicKeyInfo), so the id
 follows the key whatever file it is in. A missing file is generated on first use (RSA-3072,
 mode 0600, race-free: the first process to link it wins, the others read it); every web and
-worker process must read the same file (a system check warns where it is generated under var/
-outside development).
+worker process must read the same file (outside development a system check warns when it is
+the default one generated in VAR_DIR).
 
 The loaded keyring is cached per process and reloaded when the file changes (its mtime, size
 or inode), so a rotation made by `manage.py rotate_rsa_key` reaches running processes at their
@@ -45,6 +45,8 @@ MIN_KEY_BITS = 2048
 DATA_KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # the GCM nonce size NIST SP 800-38D recommends; random, one data key per secret
 KID_HEX_DIGITS = 16
+# The keyring generated when RSA_PRIVATE_KEY_FILE is not set (and there is no ./private_key.pem): VAR_DIR/this.
+DEFAULT_KEYRING_NAME = "rsa_private_key.pem"
 
 _PEM_PRIVATE_KEY = re.compile(
     rb"-----BEGIN (?P<label>(?:RSA |ENCRYPTED )?PRIVATE KEY)-----\r?\n.*?-----END (?P=label)-----", re.DOTALL
@@ -334,6 +336,6 @@ def unseal(sealed: Sealed, *, associated_data: bytes = b"") -> bytes:
 
 
 def is_generated_default(path: Path | None = None) -> bool:
-    """Whether the keyring lives under VAR_DIR, where it is generated per machine (the system check's concern)."""
+    """Whether the keyring is the default one, generated per machine in VAR_DIR (the system check's concern)."""
     path = (path or keyring_path()).resolve()
-    return path.is_relative_to(Path(settings.VAR_DIR).resolve())
+    return path == (Path(settings.VAR_DIR) / DEFAULT_KEYRING_NAME).resolve()

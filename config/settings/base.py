@@ -218,7 +218,7 @@ API_KEYS_PREPARED_LOOKUP = env.bool("API_KEYS_PREPARED_LOOKUP", default=True)
 # wrap the data keys of stored provider keys. One PEM file, oldest key first, the last one current
 # (`manage.py rotate_rsa_key` appends). Default: the original system's `private_key.pem` at the
 # project root if there is one, else var/rsa_private_key.pem, generated on first use. Every web and
-# worker process must read the same file: outside DEBUG a key generated under var/ is warned about.
+# worker process must read the same file: outside DEBUG the generated one is warned about (tasks.W001).
 RSA_PRIVATE_KEY_FILE = env("RSA_PRIVATE_KEY_FILE", default="") or str(
     BASE_DIR / "private_key.pem" if (BASE_DIR / "private_key.pem").exists() else VAR_DIR / "rsa_private_key.pem"
 )

@@ -44,7 +44,7 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
 
 
 def test_production_check_deploy_is_clean_and_keeps_connections(tmp_path):
-    # The RSA keyring outside VAR_DIR: a key generated under var/ is per machine (tasks.W001).
+    # A keyring every replica reads: the default one generated in var/ is per machine (tasks.W001).
     keyring = str(tmp_path / "secrets" / "rsa_private_key.pem")
     env = {**PRODUCTION, "SECRET_KEY": secrets.token_urlsafe(50), "RSA_PRIVATE_KEY_FILE": keyring}
     result = manage("check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path, **env)

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,7 +25,8 @@ from apikeys.tests.factories import APIKeyFactory, x_api_key
 from config import crypto
 from config.errors import InvalidInput
 from tasks import checks, services
-from tasks.models import ProviderKey
+from tasks.models import ProviderKey, Task
+from tasks.tests.factories import TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -174,12 +175,14 @@ def test_the_current_key_cannot_be_retired(keyring_file):
         crypto.retire([crypto.public_key().kid])
 
 
-def test_system_check_warns_about_a_keyring_under_var_outside_development(settings, tmp_path):
+def test_system_check_warns_about_the_generated_keyring_outside_development(settings, tmp_path):
     settings.DEBUG = False
     settings.RSA_PRIVATE_KEY_FILE = str(Path(settings.VAR_DIR) / "rsa_private_key.pem")
     assert [warning.id for warning in checks.rsa_keyring_check(None)] == ["tasks.W001"]
 
     settings.RSA_PRIVATE_KEY_FILE = str(tmp_path / "shared" / "keyring.pem")
+    assert checks.rsa_keyring_check(None) == []
+    settings.RSA_PRIVATE_KEY_FILE = str(Path(settings.VAR_DIR) / "keys" / "rsa_private_key.pem")  # a shared volume
     assert checks.rsa_keyring_check(None) == []
     settings.RSA_PRIVATE_KEY_FILE = str(Path(settings.VAR_DIR) / "rsa_private_key.pem")
     settings.DEBUG = True
@@ -472,6 +475,10 @@ def test_rotate_then_reencrypt(auth_client, api_client, user, public_key, keyrin
     # Before re-encryption: the old kid still decrypts, what is stored still opens, new keys use the new kid.
     late = store(auth_client, provider="anthropic", encrypted_api_key=encrypt_for(old_public, SECRET), kid=old_kid)
     assert late.status_code == 201
+    # ...and so without a kid: the current key is tried, then the older ones.
+    assert (
+        store(auth_client, provider="anthropic", encrypted_api_key=encrypt_for(old_public, SECRET)).status_code == 201
+    )
     assert ProviderKey.objects.get(pk=late.json()["id"]).kid == new_kid
     assert services.provider_key_for_run(owner_id=user.pk, provider="openai", provider_key_id=None).api_key == SECRET
 
@@ -628,3 +635,15 @@ def test_admin_lists_and_deletes_keys_without_showing_the_envelope(client, make_
         assert SECRET not in page.text and "ciphertext" not in page.text and "wrapped" not in page.text
     deleted = client.post(reverse("admin:tasks_providerkey_delete", args=[key.pk]), {"post": "yes"})
     assert deleted.status_code == 302 and not ProviderKey.objects.filter(pk=key.pk).exists()
+
+
+# THE TASK'S NEW FIELDS
+# ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_steps", [0, 101])
+def test_max_steps_outside_1_to_100_is_refused_by_the_database(user, max_steps):
+    task = TaskFactory(owner=user)
+    assert (task.max_steps, task.provider_key_id) == (25, None)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Task.objects.filter(pk=task.pk).update(max_steps=max_steps)
