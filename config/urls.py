@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("posts.urls")),
     path("", include("tasks.urls")),
     path("", include("results.urls")),
+    path("crypto/public-key", views.PublicKeyView.as_view(), name="crypto-public-key"),
     path("hello", views.HelloView.as_view(), name="hello"),
     path("hello/protected", views.ProtectedHelloView.as_view(), name="hello-protected"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config import health
+from config import crypto, health
 
 
 def not_found(request, exception):
@@ -41,6 +41,27 @@ _LIVE = inline_serializer("Liveness", {"status": serializers.CharField()})
 _INDEX = inline_serializer(
     "APIIndex", {"name": serializers.CharField(), "version": serializers.CharField(), "docs": serializers.URLField()}
 )
+
+
+_PUBLIC_KEY = inline_serializer(
+    "PublicKey",
+    {
+        "kid": serializers.CharField(help_text="Send it back as `kid` with what you encrypt with this key."),
+        "algorithm": serializers.ChoiceField(
+            choices=[crypto.ALGORITHM], help_text="RSA-OAEP with SHA-256 for both OAEP and MGF1."
+        ),
+        "public_key": serializers.CharField(help_text="PEM, SubjectPublicKeyInfo (-----BEGIN PUBLIC KEY-----)."),
+    },
+)
+
+
+class PublicKeyView(PublicAPIView):
+    """The server's current RSA public key: encrypt secrets you send (a provider key) with it."""
+
+    @extend_schema(tags=["crypto"], responses={200: _PUBLIC_KEY})
+    def get(self, request):
+        key = crypto.public_key()
+        return Response({"kid": key.kid, "algorithm": key.algorithm, "public_key": key.pem})
 
 
 class HealthView(PublicAPIView):

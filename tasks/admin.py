@@ -1,13 +1,14 @@
 """Admin for tasks: look, filter, re-run, cancel, delete; every change goes through tasks.services.
 
-Also the daily-quota ledger, read-only: who queued how many runs in the last 24 hours.
+Also the daily-quota ledger, read-only: who queued how many runs in the last 24 hours; and users'
+provider keys, to look at and delete (never their sealed columns).
 """
 
 from django.contrib import admin, messages
 
 from config.errors import ServiceError
 from tasks import services
-from tasks.models import RunCharge, Task, TaskStatus
+from tasks.models import ProviderKey, RunCharge, Task, TaskStatus
 
 
 @admin.register(Task)
@@ -93,3 +94,36 @@ class RunChargeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ProviderKey)
+class ProviderKeyAdmin(admin.ModelAdmin):
+    """Users' provider keys: who, which provider, which RSA key seals it, when last used. Never the key."""
+
+    list_display = ["id", "owner", "provider", "name", "base_url", "hint", "kid", "created_at", "last_used"]
+    list_filter = ["provider", "kid", "created_at", "last_used"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "owner__username__iexact"]
+    search_help_text = "Words of the key's name, or the owner's exact username."
+    raw_id_fields = ["owner"]
+    ordering = ["-created_at", "-id"]
+    # The envelope's columns are not shown, in a list, a form or a read-only field.
+    fields = ["owner", "provider", "name", "base_url", "hint", "kid", "created_at", "updated_at", "last_used"]
+    readonly_fields = fields
+
+    # Keys are stored through the API (which can take them encrypted); here they are looked at or removed.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("wrapped_key", "nonce", "ciphertext")
+
+    def delete_model(self, request, obj):
+        services.provider_key_delete(key=obj)
+
+    def delete_queryset(self, request, queryset):
+        for key in queryset:
+            services.provider_key_delete(key=key)

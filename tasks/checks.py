@@ -1,8 +1,9 @@
 """System checks (`manage.py check`, and every server and worker start) for the tasks app's settings."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 
+from config import crypto
 from tasks import runner
 
 
@@ -20,3 +21,23 @@ def egress_allowlist_check(app_configs, **kwargs) -> list[Error]:
             )
         ]
     return []
+
+
+@register()
+def rsa_keyring_check(app_configs, **kwargs) -> list[Warning]:
+    """Outside development, the RSA keyring should be one file every web and worker replica reads.
+
+    The default keyring, generated in VAR_DIR, is per machine: a key encrypted for one replica's public key
+    does not decrypt on another, and a worker elsewhere cannot open the keys the web stored.
+    """
+    if settings.DEBUG or not crypto.is_generated_default():
+        return []
+    return [
+        Warning(
+            f"The RSA keyring is the default {crypto.keyring_path()}, generated on first use per machine, while "
+            "every web and worker replica must share one.",
+            hint="Set RSA_PRIVATE_KEY_FILE to a file (a mounted secret) that every replica reads; "
+            "docs/provider-keys.md.",
+            id="tasks.W001",
+        )
+    ]

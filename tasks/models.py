@@ -10,6 +10,9 @@ TEMPERATURE_MIN, TEMPERATURE_MAX = 0.0, 2.0
 WINDOW_WIDTH_MIN, WINDOW_WIDTH_MAX = 320, 3840
 WINDOW_HEIGHT_MIN, WINDOW_HEIGHT_MAX = 240, 2160
 URL_MAX_LENGTH = 2048
+# How many actions an agent run may take (agent_settings.max_steps).
+AGENT_MAX_STEPS_MIN, AGENT_MAX_STEPS_MAX, AGENT_MAX_STEPS_DEFAULT = 1, 100, 25
+PROVIDER_KEY_NAME_MAX_LENGTH = 100
 
 
 class TaskStatus(models.TextChoices):
@@ -28,9 +31,17 @@ INITIABLE_STATUSES = (TaskStatus.CREATED, TaskStatus.COMPLETED, TaskStatus.FAILE
 
 
 class LLMProvider(models.TextChoices):
-    # The runner is deterministic (explicit steps, or a plan from the task's fields); no
-    # language model is called yet, so "none" is the only provider that is honest to offer.
+    # "none": the deterministic runner (explicit steps, or a plan from the task's fields). The others:
+    # a language model chooses each action (docs/provider-keys.md); "openai_compatible" is any server
+    # speaking the OpenAI Chat Completions API (Ollama, vLLM, LiteLLM, Azure) at a key's base_url.
     NONE = "none", "None (deterministic runner)"
+    OPENAI = "openai", "OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible server"
+
+
+# The providers a key can be stored for: every one but "none".
+KEY_PROVIDERS = [(value, label) for value, label in LLMProvider.choices if value != LLMProvider.NONE]
 
 
 class ExpectedStatus(models.TextChoices):
@@ -50,6 +61,14 @@ class Task(TimeStampedModel):
     llm_model = models.CharField(max_length=200, blank=True)
     temperature = models.FloatField(
         default=0.0, validators=[MinValueValidator(TEMPERATURE_MIN), MaxValueValidator(TEMPERATURE_MAX)]
+    )
+    # Which of the owner's ProviderKeys the agent uses (NULL: the newest of the provider, else the
+    # server's). Deliberately not a foreign key: a deleted key must make the next initiate fail with
+    # 400, not silently fall back to another key (SET_NULL) or delete the task (CASCADE).
+    provider_key_id = models.PositiveBigIntegerField(null=True, blank=True)
+    max_steps = models.PositiveSmallIntegerField(
+        default=AGENT_MAX_STEPS_DEFAULT,
+        validators=[MinValueValidator(AGENT_MAX_STEPS_MIN), MaxValueValidator(AGENT_MAX_STEPS_MAX)],
     )
 
     # Browser settings.
@@ -124,6 +143,10 @@ class Task(TimeStampedModel):
                 name="tasks_task_window_height_range",
             ),
             models.CheckConstraint(condition=models.Q(status__in=TaskStatus.values), name="tasks_task_status_valid"),
+            models.CheckConstraint(
+                condition=models.Q(max_steps__gte=AGENT_MAX_STEPS_MIN, max_steps__lte=AGENT_MAX_STEPS_MAX),
+                name="tasks_task_max_steps_range",
+            ),
         ]
 
     def __str__(self):
@@ -155,3 +178,46 @@ class RunCharge(models.Model):
 
     def __str__(self):
         return f"run {self.run_number} of task {self.task_id} at {self.charged_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ProviderKey(TimeStampedModel):
+    """A user's API key for a language-model provider, sealed (config.crypto); never the plaintext."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provider_keys", db_index=False
+    )
+    provider = models.CharField(max_length=32, choices=KEY_PROVIDERS)
+    name = models.CharField(max_length=PROVIDER_KEY_NAME_MAX_LENGTH, blank=True)
+    # Where the provider's API is (required for openai_compatible); checked against the egress policy.
+    base_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    # The key's last 4 characters, to tell keys apart (empty for a key too short to spare them).
+    hint = models.CharField(max_length=4, blank=True)
+    # The envelope (config.crypto.Sealed): which RSA key wraps the data key, the wrapped data key,
+    # and the AES-GCM nonce and ciphertext of the provider key.
+    kid = models.CharField(max_length=32)
+    wrapped_key = models.BinaryField()
+    nonce = models.BinaryField()
+    ciphertext = models.BinaryField()
+    # Written at most once a minute (tasks.services.provider_keys).
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The list, newest first.
+            models.Index(fields=["owner", "-created_at", "-id"], name="tasks_providerkey_owner_idx"),
+            # A run with no key named takes the owner's newest key of the provider.
+            models.Index(fields=["owner", "provider", "-created_at"], name="tasks_providerkey_newest_idx"),
+            # Re-encryption finds the rows still wrapped by an older RSA key.
+            models.Index(fields=["kid"], name="tasks_providerkey_kid_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(provider__in=[value for value, _ in KEY_PROVIDERS]),
+                name="tasks_providerkey_provider_valid",
+            ),
+        ]
+
+    def __str__(self):
+        label = self.name or self.get_provider_display()
+        return f"{label} (…{self.hint})" if self.hint else label

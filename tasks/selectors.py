@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from tasks.models import Task
+from tasks.models import ProviderKey, Task
 
 
 def task_list(*, owner, status: str | None = None) -> QuerySet[Task]:
@@ -11,3 +11,12 @@ def task_list(*, owner, status: str | None = None) -> QuerySet[Task]:
     if status:
         tasks = tasks.filter(status=status)
     return tasks
+
+
+def provider_key_list(*, owner) -> QuerySet[ProviderKey]:
+    """The owner's provider keys, newest first (the owner/created_at index); the sealed columns are not read."""
+    return (
+        ProviderKey.objects.filter(owner=owner)
+        .defer("wrapped_key", "nonce", "ciphertext")
+        .order_by("-created_at", "-id")
+    )

@@ -5,6 +5,8 @@ from rest_framework import serializers
 
 from tasks import runner
 from tasks.models import (
+    KEY_PROVIDERS,
+    PROVIDER_KEY_NAME_MAX_LENGTH,
     TEMPERATURE_MAX,
     TEMPERATURE_MIN,
     URL_MAX_LENGTH,
@@ -14,6 +16,7 @@ from tasks.models import (
     WINDOW_WIDTH_MIN,
     ExpectedStatus,
     LLMProvider,
+    ProviderKey,
     Task,
     TaskStatus,
 )
@@ -98,6 +101,15 @@ class TaskSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ProviderKeySerializer(serializers.ModelSerializer):
+    """A stored provider key as the API shows it: never the key, only its last 4 characters (`hint`)."""
+
+    class Meta:
+        model = ProviderKey
+        fields = ["id", "provider", "name", "base_url", "hint", "created_at", "last_used"]
+        read_only_fields = fields
+
+
 # INPUT
 # ------------------------------------------------------------------------------
 
@@ -155,3 +167,29 @@ class TaskInitiateSerializer(serializers.Serializer):
     search_input_action = serializers.CharField(max_length=runner.MAX_ACTION_LENGTH, allow_blank=True, default="")
     expected_outcome = serializers.CharField(max_length=runner.MAX_TEXT_LENGTH, allow_blank=True, default="")
     expected_status = serializers.ChoiceField(choices=ExpectedStatus.choices, default=ExpectedStatus.SUCCESS)
+
+
+class ProviderKeyCreateSerializer(serializers.Serializer):
+    """A key to store. The service decides the rules between fields (exactly one key, base_url for which
+    provider, the egress policy): they are its rules whoever calls it."""
+
+    provider = serializers.ChoiceField(choices=KEY_PROVIDERS)
+    name = serializers.CharField(max_length=PROVIDER_KEY_NAME_MAX_LENGTH, allow_blank=True, default="")
+    base_url = serializers.CharField(
+        max_length=URL_MAX_LENGTH,
+        allow_blank=True,
+        default="",
+        help_text="Required for openai_compatible (e.g. http://ollama.internal:11434/v1); http(s) only.",
+    )
+    api_key = serializers.CharField(
+        required=False, trim_whitespace=False, write_only=True, max_length=10_000, help_text="The key in plain (TLS)."
+    )
+    encrypted_api_key = serializers.CharField(
+        required=False,
+        write_only=True,
+        max_length=10_000,
+        help_text="base64 of the key encrypted with RSA-OAEP-SHA256 and the key of GET /api/v1/crypto/public-key.",
+    )
+    kid = serializers.CharField(
+        required=False, allow_null=True, default=None, max_length=64, help_text="The public key's kid (optional)."
+    )

@@ -3,13 +3,17 @@
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from config.viewsets import NOT_FOUND, APIViewSet, validated
+from accounts.permissions import HasJWT
+from config.viewsets import NEEDS_JWT, NOT_FOUND, APIViewSet, validated
 from tasks import selectors, services
 from tasks.serializers import (
     AgentSettingsUpdateSerializer,
     BrowserSettingsUpdateSerializer,
+    ProviderKeyCreateSerializer,
+    ProviderKeySerializer,
     TaskCreateSerializer,
     TaskInitiateSerializer,
     TaskListQuerySerializer,
@@ -94,3 +98,45 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
     def cancel(self, request, pk=None):
         """Cancel a queued or running run; a running browser stops within a few seconds."""
         return self.respond(services.task_cancel(task=self.get_object()), status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["provider-keys"])
+@extend_schema_view(
+    list=extend_schema(summary="List your provider keys (never the keys themselves)"),
+)
+class ProviderKeyViewSet(mixins.ListModelMixin, APIViewSet):
+    """Your API keys for language-model providers, used by your agent runs. Storing and deleting need a JWT."""
+
+    serializer_class = ProviderKeySerializer
+
+    def get_permissions(self):
+        if self.action in ("create", "destroy"):
+            return [IsAuthenticated(), HasJWT()]
+        return [IsAuthenticated()]
+
+    def caller_queryset(self, user, **filters):
+        return selectors.provider_key_list(owner=user)
+
+    @extend_schema(
+        summary="Store a provider key, in plain or encrypted with GET /api/v1/crypto/public-key",
+        request=ProviderKeyCreateSerializer,
+        responses={
+            201: ProviderKeySerializer,
+            400: OpenApiResponse(
+                description="Both or neither of api_key and encrypted_api_key, a ciphertext that does not decrypt, "
+                "an unknown kid, a bad or refused base_url (required for openai_compatible), named in the body"
+            ),
+            403: NEEDS_JWT,
+        },
+    )
+    def create(self, request):
+        key = services.provider_key_create(owner=request.user, **validated(ProviderKeyCreateSerializer, request.data))
+        return self.respond(key, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Delete a provider key; runs that name it fail at initiate from now on",
+        responses={204: None, 403: NEEDS_JWT, 404: NOT_FOUND},
+    )
+    def destroy(self, request, pk=None):
+        services.provider_key_delete(key=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

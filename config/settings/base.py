@@ -212,6 +212,23 @@ API_KEYS_MAX_ACTIVE_PER_USER = env.int("API_KEYS_MAX_ACTIVE_PER_USER", default=2
 # behind PgBouncer in transaction mode older than 1.21 or without max_prepared_statements.
 API_KEYS_PREPARED_LOOKUP = env.bool("API_KEYS_PREPARED_LOOKUP", default=True)
 
+# PROVIDER KEYS AND THE RSA KEYRING: config/crypto.py, docs/provider-keys.md
+# ------------------------------------------------------------------------------
+# The RSA private key(s) that decrypt what clients encrypt with GET /api/v1/crypto/public-key and
+# wrap the data keys of stored provider keys. One PEM file, oldest key first, the last one current
+# (`manage.py rotate_rsa_key` appends). Default: the original system's `private_key.pem` at the
+# project root if there is one, else var/rsa_private_key.pem, generated on first use. Every web and
+# worker process must read the same file: outside DEBUG the generated one is warned about (tasks.W001).
+RSA_PRIVATE_KEY_FILE = env("RSA_PRIVATE_KEY_FILE", default="") or str(
+    BASE_DIR / "private_key.pem" if (BASE_DIR / "private_key.pem").exists() else VAR_DIR / "rsa_private_key.pem"
+)
+# The server's own provider keys, used for a user's agent run when the user stored none for that
+# provider. OPENAI_BASE_URL (empty: the SDK's default) is the operator's, so the egress policy does
+# not apply to it, unlike a user's base_url.
+OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="")
+ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", default="")
+
 # DJANGO REST FRAMEWORK: https://www.django-rest-framework.org/api-guide/settings/
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -3,7 +3,8 @@
 - `lifecycle`: what owners and admins do: create, settings, plan, initiate, re-run, cancel, delete;
 - `runs`: what the worker does with a run: claim, watch, record, finish (`task_run_execute`);
 - `scheduling`: who may queue a run and when it is sent: owner lock, caps, daily quota, fair dispatch;
-- `sweeper`: what the beat job decides about runs that are stuck.
+- `sweeper`: what the beat job decides about runs that are stuck;
+- `provider_keys`: users' keys for language-model providers, stored sealed, opened for a run.
 
 A run goes created/finished -> queued (`task_initiate`) -> running (`task_run_claim`) ->
 completed | failed, or cancelled from queued or running (`task_cancel`). Callers import from
@@ -20,6 +21,15 @@ from tasks.services.lifecycle import (
     task_plan,
     task_rerun,
 )
+from tasks.services.provider_keys import (
+    RunKey,
+    provider_key_check,
+    provider_key_create,
+    provider_key_delete,
+    provider_key_for_run,
+    provider_key_kids_in_use,
+    provider_keys_reencrypt,
+)
 from tasks.services.runs import (
     RunClaim,
     RunWatch,
@@ -34,8 +44,15 @@ from tasks.services.sweeper import SweepReport, task_sweep_stale_runs
 __all__ = [
     "RUN_JOB",
     "RunClaim",
+    "RunKey",
     "RunWatch",
     "SweepReport",
+    "provider_key_check",
+    "provider_key_create",
+    "provider_key_delete",
+    "provider_key_for_run",
+    "provider_key_kids_in_use",
+    "provider_keys_reencrypt",
     "run_dispatch_held",
     "task_agent_settings_update",
     "task_browser_settings_update",
