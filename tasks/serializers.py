@@ -5,6 +5,8 @@ from rest_framework import serializers
 
 from tasks import runner
 from tasks.models import (
+    AGENT_MAX_STEPS_MAX,
+    AGENT_MAX_STEPS_MIN,
     KEY_PROVIDERS,
     PROVIDER_KEY_NAME_MAX_LENGTH,
     TEMPERATURE_MAX,
@@ -52,6 +54,8 @@ class AgentSettingsSerializer(serializers.Serializer):
     llm_provider = serializers.CharField()
     llm_model = serializers.CharField()
     temperature = serializers.FloatField()
+    provider_key_id = serializers.IntegerField(allow_null=True)
+    max_steps = serializers.IntegerField()
 
 
 class BrowserSettingsSerializer(serializers.Serializer):
@@ -126,6 +130,18 @@ class AgentSettingsUpdateSerializer(serializers.Serializer):
     llm_provider = serializers.ChoiceField(choices=LLMProvider.choices, required=False)
     llm_model = serializers.CharField(max_length=200, allow_blank=True, required=False)
     temperature = StrictFloatField(min_value=TEMPERATURE_MIN, max_value=TEMPERATURE_MAX, required=False)
+    provider_key_id = serializers.IntegerField(
+        min_value=1,
+        allow_null=True,
+        required=False,
+        help_text="One of your provider keys; null: your newest key of the provider, else the server's.",
+    )
+    max_steps = serializers.IntegerField(
+        min_value=AGENT_MAX_STEPS_MIN,
+        max_value=AGENT_MAX_STEPS_MAX,
+        required=False,
+        help_text="The most actions the model may take in a run.",
+    )
 
 
 class BrowserSettingsUpdateSerializer(serializers.Serializer):

@@ -339,6 +339,17 @@ RESULTS_GIF_MAX_WIDTH = env.int("RESULTS_GIF_MAX_WIDTH", default=800)
 # 16 MiB is 3x that run, and holds a worker's frame memory per run well under the ~170 MB a
 # 100-step run could keep at worst (800x2160 frames of noise); docs/runner.md "Resource bounds".
 TASKS_MAX_FRAME_BYTES = env.int("TASKS_MAX_FRAME_BYTES", default=16 * 1024 * 1024)
+# Agent runs (a language model drives the browser; docs/agent.md). Each model call gives up after
+# this long (and is retried on 429/5xx while the run's time limit allows).
+TASKS_AGENT_CALL_TIMEOUT_SECONDS = env.float("TASKS_AGENT_CALL_TIMEOUT_SECONDS", default=60.0)
+# Also show the model a screenshot of each page (for models that take images; costs tokens).
+TASKS_AGENT_SCREENSHOTS = env.bool("TASKS_AGENT_SCREENSHOTS", default=False)
+# The model used when a task's agent settings name none (openai_compatible has no default: the
+# server's models are the operator's).
+TASKS_AGENT_DEFAULT_MODELS = {
+    "openai": env.str("OPENAI_DEFAULT_MODEL", default="gpt-4o"),
+    "anthropic": env.str("ANTHROPIC_DEFAULT_MODEL", default="claude-sonnet-4-5"),
+}
 # File deletions that failed (storage unreachable) are retried this often, with backoff.
 RESULTS_DELETION_RETRY_INTERVAL = env.int("RESULTS_DELETION_RETRY_INTERVAL", default=300)
 

@@ -94,9 +94,10 @@ report.py, script.py, gif.py, frames.py (the frame store), artifacts.py, chromiu
 """
 
 from .actions import ACTION_FIELDS, ACTIONS, COMMON_OPTIONAL_FIELDS, validate_step
+from .agent import AgentOptions
 from .artifacts import RunArtifacts, history_document, render_artifacts
 from .chromium import sandbox_warning
-from .driver import run_browser
+from .driver import run_agent, run_browser
 from .egress import EgressPolicy
 from .fields import (
     MAX_ACTION_LENGTH,
@@ -111,12 +112,14 @@ from .fields import (
     url_problem,
 )
 from .gif import render_gif
+from .providers import PROVIDERS, ProviderConfig
 from .report import BrowserOptions, RunReport, StepRecord
 from .script import render_script
 from .steps import plan_steps, validate_steps
 
 __all__ = [
     "ACTIONS",
+    "PROVIDERS",
     "ACTION_FIELDS",
     "COMMON_OPTIONAL_FIELDS",
     "MAX_ACTION_LENGTH",
@@ -127,8 +130,10 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "MAX_URL_LENGTH",
     "MIN_STEP_TIMEOUT_MS",
+    "AgentOptions",
     "BrowserOptions",
     "EgressPolicy",
+    "ProviderConfig",
     "RunArtifacts",
     "RunReport",
     "StepRecord",
@@ -138,6 +143,7 @@ __all__ = [
     "render_artifacts",
     "render_gif",
     "render_script",
+    "run_agent",
     "run_browser",
     "sandbox_warning",
     "url_problem",

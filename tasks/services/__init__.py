@@ -28,6 +28,7 @@ from tasks.services.provider_keys import (
     provider_key_delete,
     provider_key_for_run,
     provider_key_kids_in_use,
+    provider_key_owned_check,
     provider_keys_reencrypt,
 )
 from tasks.services.runs import (
@@ -48,6 +49,7 @@ __all__ = [
     "RunWatch",
     "SweepReport",
     "provider_key_check",
+    "provider_key_owned_check",
     "provider_key_create",
     "provider_key_delete",
     "provider_key_for_run",

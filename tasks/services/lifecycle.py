@@ -14,14 +14,20 @@ from django.utils import timezone
 from config.errors import Conflict, InvalidInput
 from results import services as result_services
 from tasks import runner
-from tasks.models import ExpectedStatus, Task, TaskStatus
-from tasks.services import scheduling
+from tasks.models import ExpectedStatus, LLMProvider, Task, TaskStatus
+from tasks.services import provider_keys, scheduling
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_FROZEN = "Settings cannot change while the task is queued or running."
 ALREADY_ACTIVE = "Task is already queued or running."
 START_URL_REQUIRED = "Required when no steps are given: the planned run opens this page first."
+AGENT_STEPS_REFUSED = (
+    "An agent run chooses its own actions: give an instruction (and optionally a start_url), not steps; "
+    'or set agent-settings {"llm_provider": "none"} to run explicit steps.'
+)
+MODEL_REQUIRED = "Set agent-settings llm_model: this provider has no default model."
+UNSET = object()  # an agent setting that was not given (None is a value: "no key chosen")
 
 
 # SETTINGS
@@ -56,9 +62,28 @@ def _settings_update(*, task: Task, **given) -> Task:
     return locked
 
 
-def task_agent_settings_update(*, task: Task, llm_provider=None, llm_model=None, temperature=None) -> Task:
-    """Change the agent settings; 409 while a run is queued or running."""
-    return _settings_update(task=task, llm_provider=llm_provider, llm_model=llm_model, temperature=temperature)
+def task_agent_settings_update(
+    *, task: Task, llm_provider=None, llm_model=None, temperature=None, max_steps=None, provider_key_id=UNSET
+) -> Task:
+    """Change the agent settings; 409 while a run is queued or running.
+
+    ``provider_key_id``: one of the owner's provider keys (400 otherwise), or None for "the newest
+    key of the provider, else the server's"; whether it fits the provider is checked at initiate.
+    """
+    if provider_key_id is not UNSET and provider_key_id is not None:
+        provider_keys.provider_key_owned_check(owner_id=task.owner_id, provider_key_id=provider_key_id)
+    task = _settings_update(
+        task=task, llm_provider=llm_provider, llm_model=llm_model, temperature=temperature, max_steps=max_steps
+    )
+    if provider_key_id is not UNSET and provider_key_id != task.provider_key_id:
+        with transaction.atomic():
+            locked = _lock(task)
+            if locked.is_active:
+                raise Conflict(SETTINGS_FROZEN)
+            locked.provider_key_id = provider_key_id
+            locked.save(update_fields=["provider_key_id", "updated_at"])
+        task = locked
+    return task
 
 
 def task_browser_settings_update(
@@ -83,9 +108,27 @@ def _field_errors(error: runner.StepValidationError) -> dict:
     return detail
 
 
+def task_is_agent_run(task: Task) -> bool:
+    return task.llm_provider != LLMProvider.NONE
+
+
+def _agent_plan(task: Task) -> list[dict]:
+    """An agent run's steps before the model's: the start page, when given. Explicit steps are refused."""
+    if task.steps not in (None, []):
+        raise InvalidInput({"steps": [AGENT_STEPS_REFUSED]})
+    if not task.start_url:
+        return []
+    if problem := runner.url_problem(task.start_url):
+        raise InvalidInput({"start_url": [problem]})
+    return [{"action": "goto", "url": task.start_url.strip()}]
+
+
 def task_plan(task: Task) -> list[dict]:
     """The steps a run of the task's definition executes: its own, validated and normalised, or a plan
-    built from its fields. Raises InvalidInput (400) naming the field, or each bad step by index."""
+    built from its fields; for an agent run, only the start page (the model chooses the rest).
+    Raises InvalidInput (400) naming the field, or each bad step by index."""
+    if task_is_agent_run(task):
+        return _agent_plan(task)
     explicit = task.steps not in (None, [])  # anything else given is validated, `{}` and "goto" included
     if not explicit and not task.start_url:
         raise InvalidInput({"start_url": [START_URL_REQUIRED]})
@@ -131,6 +174,11 @@ def task_egress_check(*, start_url: object, steps: object) -> None:
 # ------------------------------------------------------------------------------
 
 
+def task_run_size(task: Task, planned: list[dict]) -> int:
+    """How many steps a run may take: its plan, plus max_steps for the model of an agent run."""
+    return len(planned) + (task.max_steps if task_is_agent_run(task) else 0)
+
+
 def _queue_run(*, locked: Task, charged: bool) -> None:
     """Move a locked, finished task to a new queued run of its current definition.
 
@@ -140,6 +188,12 @@ def _queue_run(*, locked: Task, charged: bool) -> None:
     dispatch slot, else held until one of their runs ends.
     """
     planned = task_plan(locked)
+    if task_is_agent_run(locked):  # a model and a key must be there now: a run that could only fail is not queued
+        if not (locked.llm_model or settings.TASKS_AGENT_DEFAULT_MODELS.get(locked.llm_provider)):
+            raise InvalidInput({"llm_model": [MODEL_REQUIRED]})
+        provider_keys.provider_key_check(
+            owner_id=locked.owner_id, provider=locked.llm_provider, provider_key_id=locked.provider_key_id
+        )
     if locked.is_active:
         raise Conflict(ALREADY_ACTIVE)
     if locked.steps:
@@ -153,7 +207,7 @@ def _queue_run(*, locked: Task, charged: bool) -> None:
     locked.run_number += 1
     locked.attempt = 0
     locked.progress_done = 0
-    locked.progress_total = len(planned)
+    locked.progress_total = task_run_size(locked, planned)
     locked.error = ""
     locked.queued_at = now
     locked.dispatched_at = locked.enqueued_at = None  # held, unless a slot is free below

@@ -285,6 +285,13 @@ def provider_key_check(*, owner_id: int, provider: str, provider_key_id: int | N
     raise InvalidInput({"llm_provider": [_no_key_message(provider)]})
 
 
+def provider_key_owned_check(*, owner_id: int, provider_key_id: int) -> None:
+    """What choosing a key in a task's agent settings checks: it is one of the owner's (InvalidInput otherwise).
+    Whether it fits the task's provider is initiate's business, once both are settled."""
+    if not ProviderKey.objects.filter(owner_id=owner_id, pk=provider_key_id).exists():
+        raise InvalidInput({"provider_key_id": [f"No provider key {provider_key_id} of yours."]})
+
+
 def _touch_last_used(key: ProviderKey) -> None:
     # A conditional UPDATE, at most one write a minute however many runs use the key.
     now = timezone.now()

@@ -20,7 +20,8 @@ from config.errors import InvalidInput
 from results import services as result_services
 from tasks import runner
 from tasks.models import Task, TaskStatus
-from tasks.services.lifecycle import task_plan
+from tasks.services import provider_keys
+from tasks.services.lifecycle import task_is_agent_run, task_plan, task_run_size
 from tasks.services.scheduling import run_handoff_on_commit
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class RunClaim:
     steps: list
     options: runner.BrowserOptions
     expected_status: str
+    # An agent run's model, task and bounds (the provider key decrypted, in this worker's memory only).
+    agent: runner.AgentOptions | None = None
 
 
 # ERRORS AND ENDINGS shared with the sweeper
@@ -89,6 +92,32 @@ def _browser_options(task: Task) -> runner.BrowserOptions:
     )
 
 
+def _agent_options(task: Task) -> runner.AgentOptions:
+    """The model, the task and the bounds of an agent run; InvalidInput when no key can be used any more."""
+    key = provider_keys.provider_key_for_run(
+        owner_id=task.owner_id, provider=task.llm_provider, provider_key_id=task.provider_key_id
+    )
+    provider = runner.ProviderConfig(
+        provider=task.llm_provider,
+        model=task.llm_model or settings.TASKS_AGENT_DEFAULT_MODELS.get(task.llm_provider, ""),
+        api_key=key.api_key,
+        base_url=key.base_url,
+        base_url_trusted=key.base_url_trusted,
+        temperature=task.temperature,
+        call_timeout_s=settings.TASKS_AGENT_CALL_TIMEOUT_SECONDS,
+        egress_allowlist=tuple(settings.EGRESS_ALLOWLIST),
+    )
+    return runner.AgentOptions(
+        provider=provider,
+        instruction=task.instruction,
+        start_url=task.start_url.strip(),
+        expected_outcome=task.expected_outcome.strip(),
+        max_steps=task.max_steps,
+        time_limit_s=run_deadline_seconds(),
+        screenshots=settings.TASKS_AGENT_SCREENSHOTS,
+    )
+
+
 def task_run_claim(*, task_id: int, run_number: int) -> RunClaim | None:
     """Take run `run_number` of a task for this worker: queued -> running. None: nothing to do.
 
@@ -112,10 +141,15 @@ def task_run_claim(*, task_id: int, run_number: int) -> RunClaim | None:
         except InvalidInput as error:  # the rules tightened since it was queued
             fail_locked(locked, f"The task's steps are no longer valid: {error.detail}")
             return None
+        try:
+            agent = _agent_options(locked) if task_is_agent_run(locked) else None
+        except InvalidInput as error:  # its key was deleted since it was queued
+            fail_locked(locked, f"The run's model cannot be used: {_messages(error)}")
+            return None
         locked.status = TaskStatus.RUNNING
         locked.attempt += 1
         locked.started_at = locked.heartbeat_at = now
-        locked.progress_done, locked.progress_total = 0, len(steps)
+        locked.progress_done, locked.progress_total = 0, task_run_size(locked, steps)
         locked.error = ""
         locked.save(
             update_fields=[
@@ -130,7 +164,16 @@ def task_run_claim(*, task_id: int, run_number: int) -> RunClaim | None:
             steps=steps,
             options=_browser_options(locked),
             expected_status=locked.expected_status,
+            agent=agent,
         )
+
+
+def _messages(error: InvalidInput) -> str:
+    """An InvalidInput's messages as one line (its detail is {field: [message, ...]})."""
+    detail = error.detail
+    if isinstance(detail, dict):
+        return " ".join(str(message) for messages in detail.values() for message in messages)
+    return str(detail)
 
 
 def _own_run(claim: RunClaim):
@@ -212,9 +255,7 @@ def task_run_execute(*, task_id: int, run_number: int) -> None:
     deadline_seconds = run_deadline_seconds()
     watch = RunWatch(claim, deadline_seconds=deadline_seconds)
     try:
-        report = runner.run_browser(
-            steps=claim.steps, options=claim.options, on_step=watch.on_step, should_cancel=watch.should_cancel
-        )
+        report = _drive(claim, watch)
     except SoftTimeLimitExceeded:
         task_run_fail(claim=claim, error=time_limit_error(settings.TASKS_SOFT_TIME_LIMIT))
         return
@@ -229,6 +270,16 @@ def task_run_execute(*, task_id: int, run_number: int) -> None:
     if not watch.beat():  # rendering takes a moment: say we are alive, and check we still own the run
         return
     task_run_record(claim=claim, report=report, error=error)
+
+
+def _drive(claim: RunClaim, watch: RunWatch) -> runner.RunReport:
+    if claim.agent is not None:
+        return runner.run_agent(
+            agent=claim.agent, options=claim.options, on_step=watch.on_step, should_cancel=watch.should_cancel
+        )
+    return runner.run_browser(
+        steps=claim.steps, options=claim.options, on_step=watch.on_step, should_cancel=watch.should_cancel
+    )
 
 
 def task_run_fail(*, claim: RunClaim, error: str) -> bool:
@@ -289,6 +340,7 @@ def _finish(*, claim: RunClaim, report: runner.RunReport, files: list, error: st
                 run_failed=bool(error),
                 history=[record.to_dict() for record in report.history],
                 warnings=warnings,
+                usage=report.usage,
             )
             locked.status = TaskStatus.FAILED if error else TaskStatus.COMPLETED
             locked.error = error

@@ -40,7 +40,13 @@ def test_create_returns_the_task_in_created_state(auth_client, user):
     body = response.json()
     assert body["task_name"] == "Example Task"
     assert body["status"] == "created"
-    assert body["agent_settings"] == {"llm_provider": "none", "llm_model": "", "temperature": 0.0}
+    assert body["agent_settings"] == {
+        "llm_provider": "none",
+        "llm_model": "",
+        "temperature": 0.0,
+        "provider_key_id": None,
+        "max_steps": 25,
+    }
     assert body["browser_settings"] == {"browser_headless_mode": True, "window_width": 1280, "window_height": 720}
     assert body["progress"] == {"done": 0, "total": 0}
     assert body["steps"] == [] and body["error"] == "" and body["expected_status"] == "success"
@@ -109,7 +115,13 @@ def test_settings_can_be_changed_while_idle(auth_client, task):
     )
 
     assert agent.status_code == 200
-    assert agent.json()["agent_settings"] == {"llm_provider": "none", "llm_model": "small", "temperature": 1.5}
+    assert agent.json()["agent_settings"] == {
+        "llm_provider": "none",
+        "llm_model": "small",
+        "temperature": 1.5,
+        "provider_key_id": None,
+        "max_steps": 25,
+    }
     assert browser.status_code == 200
     assert browser.json()["browser_settings"] == {
         "browser_headless_mode": False,

@@ -30,7 +30,6 @@ keeps them, to feed the error back). No key, header or model text is logged, and
 message carries the key.
 """
 
-from .client import open_client
 from .conversation import (
     PROVIDERS,
     AssistantTurn,
@@ -49,6 +48,15 @@ from .conversation import (
     Turn,
     UserTurn,
 )
+
+
+def open_client(config: ProviderConfig, **options) -> ModelClient:
+    """See ``client.open_client``. Imported on first use: the SDKs (with httpx) cost a process ~90 MB and
+    ~2 s to import, and only a worker running an agent needs them, never a web process."""
+    from .client import open_client as open_sdk_client
+
+    return open_sdk_client(config, **options)
+
 
 __all__ = [
     "PROVIDERS",
