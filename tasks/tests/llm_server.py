@@ -259,6 +259,7 @@ def _texts(content) -> list[str]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the providers' servers
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall between them
     server_version = "GatehouseTestLLM/1"
 
     def log_message(self, format, *args):  # noqa: A002 -- BaseHTTPRequestHandler's signature

@@ -672,3 +672,14 @@ def test_tls_to_the_pinned_address_still_checks_the_certificate_against_the_name
 
     with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED|Hostname mismatch"):
         _pinned_get("other.gatehouse.test", port, ca_path)  # a certificate for another name is refused
+
+
+def test_a_name_that_does_not_resolve_is_retried_then_unavailable(llm):
+    def resolver(host, port):
+        raise OSError("Name or service not known")
+
+    policy = EgressPolicy.from_entries([], resolver=resolver)
+    config = config_for(llm, "openai_compatible", base_url="http://nowhere.gatehouse.test/v1", base_url_trusted=False)
+
+    with pytest.raises(ProviderUnavailable, match="could not resolve the provider's host name"):
+        complete(open_client(config, egress_policy=policy), seconds=1.0)
