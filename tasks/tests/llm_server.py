@@ -10,7 +10,9 @@ A pytest plugin (listed in the root conftest.py's ``pytest_plugins``): any test 
 It speaks the real wire protocols, so the official SDKs parse its answers and errors:
 ``POST /v1/chat/completions`` (``choices[0].message.tool_calls`` with ``function.arguments`` a
 JSON string, ``usage``) and ``POST /v1/messages`` (``tool_use`` content blocks, ``stop_reason``,
-``usage``), with the providers' own error bodies for 4xx/5xx. The server runs in the test
+``usage``), with the providers' own error bodies for 4xx/5xx. With ``expected_key`` set, any
+other key is a 401 (OpenAI: ``Authorization: Bearer``; Anthropic: ``x-api-key`` or a Bearer
+token, which is what its 2.x SDK sends for an api_key). The server runs in the test
 process on a thread (127.0.0.1, a free port), so a Celery worker process reaches it by URL too.
 
 Answers, consumed in order from ``script([...])``, or chosen by ``policy(fn)``, where ``fn`` gets
@@ -259,6 +261,7 @@ def _texts(content) -> list[str]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the providers' servers
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall between them
     server_version = "GatehouseTestLLM/1"
 
     def log_message(self, format, *args):  # noqa: A002 -- BaseHTTPRequestHandler's signature

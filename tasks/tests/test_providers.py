@@ -550,3 +550,136 @@ def test_a_trusted_base_url_is_not_checked(llm):
 def test_a_base_url_that_is_not_http_is_refused_at_open(llm, base_url):
     with pytest.raises(ProviderError, match="base_url"):
         open_client(config_for(llm, "openai_compatible", base_url=base_url))
+
+
+@pytest.mark.parametrize("provider", ALL)
+def test_nothing_is_taken_from_the_sdks_environment_variables(llm, provider, monkeypatch):
+    """The operator's OPENAI_*/ANTHROPIC_* settings never reach a provider (least of all a user's server)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-operator-key-000000000000")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-operator-key-000000000000")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "operator-token-0000000000")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-operator")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-operator")
+    monkeypatch.setenv("ANTHROPIC_CUSTOM_HEADERS", "X-Operator-Secret: s3cret\nX-Other: 1")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    llm.script([tool("done", {})])
+
+    complete(llm.open(provider))
+
+    [request] = llm.requests
+    sent = " ".join(f"{name}: {value}" for name, value in request.headers.items()).lower()
+    assert "operator" not in sent and "s3cret" not in sent and "x-other" not in sent
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+
+
+# TLS TO A PINNED ADDRESS
+# ------------------------------------------------------------------------------
+
+
+def _certificate_for(name, tmp_path):
+    """A self-signed certificate for ``name`` (its own CA): (cert path, key path)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a certificate for llm.gatehouse.test; records SNI and Host."""
+    import ssl
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    cert_path, key_path = _certificate_for("llm.gatehouse.test", tmp_path)
+    seen = {"sni": [], "host": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 -- BaseHTTPRequestHandler's signature
+            pass
+
+        def do_GET(self):  # noqa: N802 -- BaseHTTPRequestHandler's naming
+            seen["host"].append(self.headers.get("Host"))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    context.sni_callback = lambda sock, name, ctx: seen["sni"].append(name)
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server.server_address[1], cert_path, seen
+    server.shutdown()
+    server.server_close()
+
+
+def _pinned_get(host, port, ca_path):
+    import ssl
+
+    import httpx2
+
+    from tasks.runner.providers.transport import ProviderTransport
+
+    policy = EgressPolicy.from_entries(["127.0.0.1"], resolver=lambda name, port: ["127.0.0.1"])
+    transport = ProviderTransport(
+        host=host, port=port, policy=policy, verify=ssl.create_default_context(cafile=ca_path)
+    )
+    with httpx2.Client(transport=transport, trust_env=False) as client:
+        return client.get(f"https://{host}:{port}/v1/models")
+
+
+def test_tls_to_the_pinned_address_is_for_the_name_sni_and_certificate(tls_server):
+    port, ca_path, seen = tls_server
+
+    response = _pinned_get("llm.gatehouse.test", port, ca_path)
+
+    assert response.status_code == 204
+    assert seen["sni"] == ["llm.gatehouse.test"]  # not the address
+    assert seen["host"] == [f"llm.gatehouse.test:{port}"]
+
+
+def test_tls_to_the_pinned_address_still_checks_the_certificate_against_the_name(tls_server):
+    import httpx2
+
+    port, ca_path, _ = tls_server
+
+    with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED|Hostname mismatch"):
+        _pinned_get("other.gatehouse.test", port, ca_path)  # a certificate for another name is refused
+
+
+def test_a_name_that_does_not_resolve_is_retried_then_unavailable(llm):
+    def resolver(host, port):
+        raise OSError("Name or service not known")
+
+    policy = EgressPolicy.from_entries([], resolver=resolver)
+    config = config_for(llm, "openai_compatible", base_url="http://nowhere.gatehouse.test/v1", base_url_trusted=False)
+
+    with pytest.raises(ProviderUnavailable, match="could not resolve the provider's host name"):
+        complete(open_client(config, egress_policy=policy), seconds=1.0)

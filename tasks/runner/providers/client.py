@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from functools import partial
@@ -50,7 +51,13 @@ def open_client(config: ProviderConfig, *, egress_policy: EgressPolicy | None = 
     )
     adapter = anthropic_messages if config.provider == "anthropic" else openai_chat
     sdk_class = anthropic_messages.sdk.Anthropic if adapter is anthropic_messages else openai_chat.sdk.OpenAI
-    sdk_client = sdk_class(api_key=api_key, base_url=base_url, max_retries=0, http_client=http_client)
+    sdk_client = sdk_class(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=0,
+        http_client=http_client,
+        default_headers=_environment_headers_withheld(adapter.sdk),
+    )
     return SDKModelClient(config=config, adapter=adapter, sdk_client=sdk_client, transport=transport)
 
 
@@ -95,6 +102,22 @@ class SDKModelClient:
         if self._adapter.adjust(request, error, self.config.api_key):
             return Failure("the provider refused a parameter; asked again without it", again_now=True)
         return classify(error, sdk=self._adapter.sdk, secret=self.config.api_key)
+
+
+def _environment_headers_withheld(sdk: ModuleType) -> dict:
+    """The headers an SDK would add from the process's environment, omitted: the config is the whole truth.
+
+    OpenAI's SDK sends OPENAI_ORG_ID / OPENAI_PROJECT_ID (the operator's) with every request, which
+    a user's key on api.openai.com refuses and a user's own server has no business seeing;
+    Anthropic's sends every header of ANTHROPIC_CUSTOM_HEADERS. Explicit default headers win over
+    both, and ``Omit`` leaves the header out.
+    """
+    if sdk is openai_chat.sdk:
+        names = ["OpenAI-Organization", "OpenAI-Project"]
+    else:
+        lines = os.environ.get("ANTHROPIC_CUSTOM_HEADERS", "").split("\n")
+        names = [line.split(":", 1)[0].strip() for line in lines if ":" in line]
+    return {name: sdk.Omit() for name in names if name}
 
 
 def _host_and_port(base_url: str) -> tuple[str, int]:
