@@ -6,6 +6,9 @@ where it makes sense; the request bodies the server recorded show what the provi
 
 import base64
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -683,3 +686,14 @@ def test_a_name_that_does_not_resolve_is_retried_then_unavailable(llm):
 
     with pytest.raises(ProviderUnavailable, match="could not resolve the provider's host name"):
         complete(open_client(config, egress_policy=policy), seconds=1.0)
+
+
+def test_a_web_process_never_imports_the_sdks():
+    """The SDKs (with httpx) cost ~90 MB and ~2 s per process: only a worker running an agent loads them."""
+    code = (
+        "import sys, django; django.setup(); import tasks.runner, tasks.services, tasks.views, config.urls; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'openai', 'anthropic', 'httpx2', 'httpcore2'}))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
