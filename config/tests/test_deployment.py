@@ -88,7 +88,11 @@ def clean_environment(tmp_path, **extra) -> dict[str, str]:
 # COMPOSE: SERVICES AND THEIR COMMANDS --------------------------------------------------------------
 def test_compose_has_the_production_topology(services, compose):
     assert set(services) == {"web", "worker", "beat", "postgres", "redis", "migrate"}
-    assert set(compose["volumes"]) >= {"postgres-data", "redis-data", "media", "beat"}
+    assert set(compose["volumes"]) >= {"postgres-data", "redis-data", "media", "keys", "beat"}
+    # The web seals provider keys with the RSA keyring and the worker opens them: one file, on a shared volume.
+    for name in ("web", "worker"):
+        keyring = services[name]["environment"]["RSA_PRIVATE_KEY_FILE"]
+        assert keyring == "/app/var/keys/rsa_private_key.pem" and "keys:/app/var/keys" in services[name]["volumes"]
     for name in APP_SERVICES:
         service = services[name]
         assert service["build"] == {"context": "..", "dockerfile": "docker/Dockerfile"}, name
