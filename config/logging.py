@@ -213,6 +213,10 @@ def logging_config(*, json_lines: bool, level: str = "INFO") -> dict:
             "django": {"handlers": [], "level": level, "propagate": True},
             # runserver's request lines: ours have the request id already.
             "django.server": {"handlers": ["console"], "level": level, "propagate": False},
+            # The model SDKs' HTTP client logs a line per call at INFO (the provider's URL); the agent's
+            # own lines say what matters, and a failure is still logged at WARNING.
+            "httpx2": {"level": "WARNING"},
+            "httpcore2": {"level": "WARNING"},
         },
     }
 
