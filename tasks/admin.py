@@ -17,7 +17,7 @@ class TaskAdmin(admin.ModelAdmin):
         *("id", "task_name", "owner", "status", "dispatch", "run_number", "progress"),
         *("created_at", "finished_at"),
     ]
-    list_filter = ["status", "expected_status", "created_at"]
+    list_filter = ["status", "llm_provider", "expected_status", "created_at"]
     list_select_related = ["owner"]
     search_fields = ["task_name", "owner__username__iexact"]
     search_help_text = "Words of the task name, or the owner's exact username."
