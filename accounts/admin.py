@@ -1,11 +1,11 @@
-"""Admin screens for users and login sessions; actions call the same services as the API."""
+"""Admin screens for users, login sessions and security events; actions call the same services as the API."""
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 
 from accounts import services
-from accounts.models import AuthSession, User
+from accounts.models import AuthSession, SecurityEvent, User
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -83,3 +83,29 @@ class AuthSessionAdmin(admin.ModelAdmin):
         for session in queryset:
             services.auth_session_revoke(session=session, reason="revoked_by_admin")
         self.message_user(request, f"Revoked {len(queryset)} session(s).", messages.SUCCESS)
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(admin.ModelAdmin):
+    """Every account's security events, read-only: written by accounts.services.security_event_record only."""
+
+    list_display = ["created_at", "type", "user", "ip_address", "user_agent"]
+    list_filter = ["type", "created_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__username__iexact", "ip_address"]
+    search_help_text = "The user's exact username, or an address."
+    raw_id_fields = ["user"]
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in SecurityEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

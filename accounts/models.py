@@ -86,6 +86,9 @@ class AuthSession(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=64, blank=True)
+    # When the user last proved who they are in this session (the login, or POST /auth/reauth): sensitive
+    # actions need it within REAUTH_WINDOW_MINUTES (accounts.permissions.RecentAuthentication).
+    authenticated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [models.Index(fields=["user", "revoked_at", "expires_at"], name="accounts_session_user_active")]
@@ -111,3 +114,45 @@ class RefreshTokenRecord(models.Model):
 
     def __str__(self):
         return self.jti
+
+
+class SecurityEventType(models.TextChoices):
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    MFA_FAILED = "mfa_failed"
+    LOGOUT = "logout"
+    LOGOUT_ALL = "logout_all"
+    REFRESH_REUSE = "refresh_reuse"
+    PASSWORD_CHANGE = "password_change"
+    PASSWORD_RESET = "password_reset"
+    EMAIL_CHANGE = "email_change"
+    EMAIL_VERIFIED = "email_verified"
+    MFA_ENABLED = "mfa_enabled"
+    MFA_DISABLED = "mfa_disabled"
+    API_KEY_CREATED = "api_key_created"
+    API_KEY_REVOKED = "api_key_revoked"
+    SESSION_REVOKED = "session_revoked"
+    PROVIDER_KEY_CREATED = "provider_key_created"
+    PROVIDER_KEY_DELETED = "provider_key_deleted"
+    ADMIN_CHANGE = "admin_change", "Changed by an admin"
+
+
+class SecurityEvent(models.Model):
+    """Something that happened to an account's security, for its owner (GET /auth/events) and admins.
+
+    Written only by accounts.services.security_event_record, which every app calls; ``detail`` never
+    holds a password, token, key or code (the service refuses such fields)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="security_events", db_index=False)
+    type = models.CharField(max_length=32, choices=SecurityEventType.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="accounts_event_user_newest")]
+
+    def __str__(self):
+        return f"{self.type} of {self.user_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -1,8 +1,23 @@
 """Permission classes of the accounts app."""
 
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
+from accounts import services
 from accounts.tokens import SessionAccessToken
+
+REAUTH_REQUIRED = (
+    "This action needs a recent authentication: log in again, or POST /api/v1/auth/reauth with your password."
+)
+
+
+class ReauthRequired(PermissionDenied):
+    """403 {"detail": ..., "code": "reauth_required"}: a client can tell it from other 403s and ask for the password."""
+
+    default_code = "reauth_required"
+
+    def __init__(self):
+        super().__init__(detail={"detail": REAUTH_REQUIRED, "code": self.default_code})
 
 
 class IsAdmin(BasePermission):
@@ -30,3 +45,17 @@ class HasCredential(BasePermission):
 
     def has_permission(self, request, view):
         return getattr(request.auth, "scheme", None) is not None
+
+
+class RecentAuthentication(BasePermission):
+    """A JWT whose session proved its user within REAUTH_WINDOW_MINUTES (a password login, or
+    POST /auth/reauth): for creating API keys and provider keys and other sensitive actions.
+    Goes after HasJWT, which refuses API keys and cookies with its own message."""
+
+    def has_permission(self, request, view):
+        session = getattr(request.auth, "auth_session", None)
+        if session is None:
+            return False
+        if not services.auth_recently_authenticated(session=session):
+            raise ReauthRequired()
+        return True

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
-from accounts.models import AuthSession, User
+from accounts.models import AuthSession, SecurityEvent, User
 
 
 def _password_field(**kwargs):
@@ -127,3 +127,14 @@ class AdminUserUpdateSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254, required=False)
     is_active = serializers.BooleanField(required=False)
     is_admin = serializers.BooleanField(required=False)
+
+
+class SecurityEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SecurityEvent
+        fields = ["id", "type", "created_at", "ip_address", "user_agent", "detail"]
+        read_only_fields = fields
+
+
+class ReauthSerializer(serializers.Serializer):
+    password = serializers.CharField(trim_whitespace=False, max_length=4096)

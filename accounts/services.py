@@ -15,14 +15,48 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 
-from accounts.models import AuthSession, RefreshTokenRecord, User
+from accounts.models import AuthSession, RefreshTokenRecord, SecurityEvent, SecurityEventType, User
 from accounts.tokens import SESSION_CLAIM, SessionAccessToken, SessionRefreshToken
 from config.errors import AuthenticationError, Conflict
+from config.requests import current_client
 
 logger = logging.getLogger(__name__)
 
 LOGIN_FAILED = "Incorrect username or password"
 TOKEN_INVALID = "Token is invalid, expired or revoked"
+REAUTH_FAILED = "Incorrect password"
+# Names that a security event's detail may never carry: the event log is read by its owner and by admins.
+SECRET_FIELD_WORDS = ("password", "token", "secret", "key", "code", "otp")
+
+
+# SECURITY EVENTS
+# ------------------------------------------------------------------------------
+
+
+def _safe_detail(detail: dict | None) -> dict:
+    """The detail with plain values only (str, number, bool, None; strings cut to 200), and no field named
+    like a secret: a caller's mistake must not put a credential in front of admins."""
+    safe = {}
+    for name, value in (detail or {}).items():
+        if any(word in name.lower() for word in SECRET_FIELD_WORDS):
+            raise ValueError(f"a security event's detail may not carry {name!r}")
+        if isinstance(value, str):
+            value = value[:200]
+        elif not isinstance(value, int | float | bool | type(None)):
+            value = str(value)[:200]
+        safe[name] = value
+    return safe
+
+
+def security_event_record(*, user, type: str, detail: dict | None = None) -> SecurityEvent:  # noqa: A002
+    """Record what happened to ``user``'s account (one of SecurityEventType), with the address and
+    User-Agent of the request being served, if any. Every app records its events through this."""
+    if type not in SecurityEventType.values:
+        raise ValueError(f"unknown security event type {type!r}")
+    ip_address, user_agent = current_client()
+    return SecurityEvent.objects.create(
+        user_id=user.pk, type=type, ip_address=ip_address, user_agent=user_agent, detail=_safe_detail(detail)
+    )
 
 
 # USERS
@@ -109,6 +143,7 @@ def user_password_change(*, user: User, current_password: str, new_password: str
     user.set_password(new_password)
     user.save(update_fields=["password"])
     auth_sessions_revoke_all(user=user, reason="password_changed", except_session_id=keep_session_id)
+    security_event_record(user=user, type=SecurityEventType.PASSWORD_CHANGE)
 
 
 # LOGIN SESSIONS AND TOKENS
@@ -158,6 +193,7 @@ def auth_login(
             ip_address=ip_address,
         )
         update_last_login(None, user)
+        security_event_record(user=user, type=SecurityEventType.LOGIN, detail={"session": str(session.pk)})
         return _issue_tokens(session=session)
 
 
@@ -179,6 +215,9 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
         if RefreshTokenRecord.objects.filter(jti=presented["jti"]).exists():
             logger.warning("refresh token reuse on session %s: session revoked", session.pk)
             auth_session_revoke(session=session, reason="refresh_token_reuse")
+            security_event_record(
+                user=session.user, type=SecurityEventType.REFRESH_REUSE, detail={"session": str(session.pk)}
+            )
         raise AuthenticationError(TOKEN_INVALID)
     with transaction.atomic():
         # Each refresh extends the session: it lives as long as its newest refresh token.
@@ -221,6 +260,7 @@ def auth_logout(*, user: User, session_id, refresh_token: str | None = None) -> 
             session_ids.add(SessionRefreshToken(refresh_token).session_id)
     for session in AuthSession.objects.filter(user=user, pk__in=session_ids):
         auth_session_revoke(session=session, reason="logout")
+    security_event_record(user=user, type=SecurityEventType.LOGOUT, detail={"session": str(session_id)})
 
 
 @transaction.atomic
@@ -228,6 +268,35 @@ def auth_logout_all(*, user: User) -> None:
     """Reject every token of the user issued so far: revoke all sessions and move the cut-off."""
     User.objects.filter(pk=user.pk).update(tokens_valid_after=timezone.now())
     auth_sessions_revoke_all(user=user, reason="logout_all")
+    security_event_record(user=user, type=SecurityEventType.LOGOUT_ALL)
+
+
+def auth_session_revoke_by_owner(*, session: AuthSession) -> AuthSession:
+    """The owner ends one of their sessions (DELETE /auth/sessions/{id}); recorded as an event."""
+    auth_session_revoke(session=session, reason="deleted_by_user")
+    security_event_record(
+        user=session.user, type=SecurityEventType.SESSION_REVOKED, detail={"session": str(session.pk)}
+    )
+    return session
+
+
+# RE-AUTHENTICATION: a recent proof of identity for sensitive actions
+# ------------------------------------------------------------------------------
+
+
+def auth_recently_authenticated(*, session: AuthSession) -> bool:
+    """Whether the session's user proved who they are within REAUTH_WINDOW_MINUTES (login or reauth)."""
+    window = timedelta(minutes=settings.REAUTH_WINDOW_MINUTES)
+    return session.authenticated_at >= timezone.now() - window
+
+
+def auth_reauth(*, user: User, session_id, password: str) -> None:
+    """Prove who you are again, in the calling session: sensitive actions are allowed for the next
+    REAUTH_WINDOW_MINUTES. A wrong password is a 401 (and changes nothing)."""
+    if len(password) > settings.PASSWORD_MAX_LENGTH or not user.check_password(password):
+        raise AuthenticationError(REAUTH_FAILED)
+    AuthSession.objects.filter(pk=session_id, user=user).update(authenticated_at=timezone.now())
+    _forget_cached(session_ids=[session_id])
 
 
 @dataclass(frozen=True)
@@ -331,4 +400,5 @@ def access_token_authenticate(*, raw_token: str) -> tuple[User, SessionAccessTok
     if session is None or not _session_is_valid(session=session, token=token):
         raise AuthenticationError(TOKEN_INVALID)
     _touch_session(session)
+    token.auth_session = session  # for permissions that look at the session (RecentAuthentication)
     return session.user, token

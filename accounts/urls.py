@@ -5,6 +5,7 @@ from accounts import views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("auth/sessions", views.SessionViewSet, basename="session")
+router.register("auth/events", views.SecurityEventViewSet, basename="security-event")
 router.register("users", views.UserAdminViewSet, basename="user")
 
 urlpatterns = [
@@ -17,5 +18,6 @@ urlpatterns = [
     path("auth/me", views.MeView.as_view(), name="me"),
     path("auth/validate", views.ValidateView.as_view(), name="validate"),
     path("auth/password/change", views.PasswordChangeView.as_view(), name="password-change"),
+    path("auth/reauth", views.ReauthView.as_view(), name="reauth"),
     *router.urls,
 ]

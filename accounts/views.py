@@ -20,9 +20,11 @@ from accounts.serializers import (
     MeUpdateSerializer,
     OAuth2PasswordSerializer,
     PasswordChangeSerializer,
+    ReauthSerializer,
     RefreshSerializer,
     RegisteredUserSerializer,
     RegisterSerializer,
+    SecurityEventSerializer,
     SessionSerializer,
     TokenPairSerializer,
     ValidateResponseSerializer,
@@ -220,8 +222,36 @@ class SessionViewSet(mixins.ListModelMixin, APIViewSet):
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):
-        services.auth_session_revoke(session=self.get_object(), reason="deleted_by_user")
+        services.auth_session_revoke_by_owner(session=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG)
+class SecurityEventViewSet(mixins.ListModelMixin, APIViewSet):
+    """What happened to your account's security, newest first: logins, password changes, keys created..."""
+
+    serializer_class = SecurityEventSerializer
+    permission_classes = [IsAuthenticated, HasJWT]
+
+    def caller_queryset(self, user, **filters):
+        return selectors.security_event_list(user=user)
+
+
+@extend_schema(
+    tags=AUTH_TAG,
+    request=ReauthSerializer,
+    responses={204: None, 401: OpenApiResponse(description="Incorrect password")},
+)
+class ReauthView(_SessionAction):
+    """Prove who you are again: sensitive actions (creating API keys and provider keys...) are allowed in
+    this session for the next REAUTH_WINDOW_MINUTES. A login counts as one too."""
+
+    input_serializer_class = ReauthSerializer
+    throttle_classes = [AddressRateThrottle]
+    throttle_scope = "login"
+
+    def act(self, request, password):
+        services.auth_reauth(user=request.user, session_id=request.auth.session_id, password=password)
 
 
 @extend_schema(tags=["users"])

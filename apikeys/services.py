@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import services as account_services
+from accounts.models import SecurityEventType
 from apikeys import keys
 from apikeys.models import EXPIRES_DAYS_MAX, EXPIRES_DAYS_MIN, NAME_MAX_LENGTH, APIKey
 from apikeys.selectors import api_key_active_count, api_key_by_hash
@@ -71,6 +73,9 @@ def api_key_create(*, user, name: str, expires_days: int | None = None) -> tuple
         expires_at=now + timedelta(days=expires_days) if expires_days else None,
     )
     logger.info("API key %s (%s) created for user %s", key.pk, key.prefix, user.pk)
+    account_services.security_event_record(
+        user=user, type=SecurityEventType.API_KEY_CREATED, detail={"id": key.pk, "prefix": key.prefix, "name": name}
+    )
     return key, plaintext
 
 
@@ -81,6 +86,12 @@ def api_key_revoke(*, key: APIKey, by=None) -> APIKey:
         # Conditional UPDATE: of two concurrent revocations, the first one's time stands.
         if APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
             logger.info("API key %s (%s) revoked by %s", key.pk, key.prefix, getattr(by, "pk", "system"))
+            by_owner = by is not None and by.pk == key.owner_id
+            account_services.security_event_record(
+                user=key.owner,
+                type=SecurityEventType.API_KEY_REVOKED,
+                detail={"id": key.pk, "prefix": key.prefix, "by": "owner" if by_owner else "admin" if by else "system"},
+            )
         key.refresh_from_db(fields=["revoked_at"])
     return key
 

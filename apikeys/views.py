@@ -5,7 +5,7 @@ from rest_framework import mixins, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.permissions import HasJWT
+from accounts.permissions import HasJWT, RecentAuthentication
 from apikeys import selectors, services
 from apikeys.serializers import APIKeyCreatedSerializer, APIKeyCreateSerializer, APIKeySerializer
 from config.viewsets import NEEDS_JWT, NOT_FOUND, APIViewSet, validated
@@ -22,7 +22,9 @@ class APIKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet
     serializer_class = APIKeySerializer
 
     def get_permissions(self):
-        if self.action in ("create", "destroy"):
+        if self.action == "create":  # a new credential: a recent password (login or reauth) too
+            return [IsAuthenticated(), HasJWT(), RecentAuthentication()]
+        if self.action == "destroy":
             return [IsAuthenticated(), HasJWT()]
         return [IsAuthenticated()]
 

@@ -7,6 +7,7 @@ import uuid
 from django.core.signals import request_finished
 
 from config.logging import request_id_var
+from config.requests import current_request
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is kept only when it cannot break a log line or a header: a proxy's or a
@@ -22,7 +23,8 @@ def request_id_from(value: str | None) -> str:
 
 
 class RequestIDMiddleware:
-    """Sets the request id for the logs (config.logging.request_id_var) and echoes it in the response.
+    """Sets the request id for the logs (config.logging.request_id_var) and echoes it in the response;
+    also makes the request known to code far from its view (config.requests.current_request).
 
     Goes first in MIDDLEWARE so that every other middleware's lines (and redirects) carry it. The
     id is cleared when the response is closed, not when this middleware returns: Django logs a 4xx
@@ -36,6 +38,7 @@ class RequestIDMiddleware:
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = request_id
         request_id_var.set(request_id)
+        current_request.set(request)
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
@@ -43,6 +46,7 @@ class RequestIDMiddleware:
 
 def _clear_request_id(**kwargs):
     request_id_var.set(None)
+    current_request.set(None)
 
 
 request_finished.connect(_clear_request_id, dispatch_uid="config.middleware.clear_request_id")

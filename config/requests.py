@@ -1,5 +1,6 @@
 """Helpers for reading facts about the client from a request."""
 
+import contextvars
 import ipaddress
 
 from rest_framework.throttling import BaseThrottle
@@ -7,6 +8,19 @@ from rest_framework.throttling import BaseThrottle
 # Every API key starts with this (apikeys/keys.py makes them): a bearer credential that does is
 # an API key, which the API key authentication claims and the JWT authentication leaves alone.
 API_KEY_PREFIX = "sk_"
+
+
+# The HTTP request being served (config.middleware sets it), for code far from the view that records
+# who asked: accounts.services.security_event_record. None outside a request (a Celery job, the CLI).
+current_request: contextvars.ContextVar = contextvars.ContextVar("current_request", default=None)
+
+
+def current_client() -> tuple[str | None, str]:
+    """The address and User-Agent of the request being served, or (None, "") outside one."""
+    request = current_request.get()
+    if request is None:
+        return None, ""
+    return client_ip(request), request.META.get("HTTP_USER_AGENT", "")[:512]
 
 
 def client_ip(request) -> str | None:

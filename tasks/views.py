@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.permissions import HasJWT
+from accounts.permissions import HasJWT, RecentAuthentication
 from config.viewsets import NEEDS_JWT, NOT_FOUND, APIViewSet, validated
 from tasks import selectors, services
 from tasks.serializers import (
@@ -110,7 +110,9 @@ class ProviderKeyViewSet(mixins.ListModelMixin, APIViewSet):
     serializer_class = ProviderKeySerializer
 
     def get_permissions(self):
-        if self.action in ("create", "destroy"):
+        if self.action == "create":  # a new credential: a recent password (login or reauth) too
+            return [IsAuthenticated(), HasJWT(), RecentAuthentication()]
+        if self.action == "destroy":
             return [IsAuthenticated(), HasJWT()]
         return [IsAuthenticated()]
 

@@ -165,6 +165,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Hard upper bound so a megabyte "password" cannot make Argon2 the bottleneck.
 PASSWORD_MAX_LENGTH = 4096
+# Sensitive actions (creating API keys and provider keys, changing the email, turning two-factor off)
+# need a password login or POST /auth/reauth within this many minutes.
+REAUTH_WINDOW_MINUTES = env.int("REAUTH_WINDOW_MINUTES", default=15)
 
 # JSON WEB TOKENS: https://django-rest-framework-simplejwt.readthedocs.io/en/latest/settings.html
 # ------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import services as account_services
+from accounts.models import SecurityEventType
 from config import crypto
 from config.errors import InvalidInput
 from tasks import runner
@@ -216,14 +218,20 @@ def provider_key_create(
         ciphertext=sealed.ciphertext,
     )
     logger.info("Provider key %s (%s) stored for user %s, sealed with RSA key %s", key.pk, provider, owner.pk, key.kid)
+    account_services.security_event_record(
+        user=owner, type=SecurityEventType.PROVIDER_KEY_CREATED, detail={"id": key.pk, "provider": provider}
+    )
     return key
 
 
 def provider_key_delete(*, key: ProviderKey) -> None:
     """Delete a stored key. Tasks naming it fail at their next initiate (400), never fall back to another key."""
-    key_id, owner_id = key.pk, key.owner_id
+    key_id, owner_id, provider = key.pk, key.owner_id, key.provider
     key.delete()
     logger.info("Provider key %s of user %s deleted", key_id, owner_id)
+    account_services.security_event_record(
+        user=key.owner, type=SecurityEventType.PROVIDER_KEY_DELETED, detail={"id": key_id, "provider": provider}
+    )
 
 
 # USE IN A RUN
