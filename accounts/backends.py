@@ -19,10 +19,10 @@ class UsernameOrEmailBackend(ModelBackend):
         lookup = Q(username__iexact=username)
         if "@" in username:
             lookup |= Q(email__iexact=username)
-        # A username match wins over someone else's email that happens to read the same.
-        candidates = sorted(
-            User._default_manager.filter(lookup)[:2], key=lambda u: u.username.lower() != username.lower()
-        )
+        # A username match wins over someone else's email that happens to read the same; then the account that
+        # verified the address (under ACCOUNT_EMAIL_VERIFICATION=mandatory unverified accounts may share it).
+        matches = User._default_manager.filter(lookup).order_by("-email_verified", "pk")[:3]
+        candidates = sorted(matches, key=lambda u: u.username.lower() != username.lower())
         user = candidates[0] if candidates else None
         if user is None:
             User().set_password(password)
