@@ -426,7 +426,8 @@ def _email_claim(*, user: User, address: str, quiet: bool = False) -> bool:
         try:
             with transaction.atomic():
                 user.save(update_fields=["email", "pending_email", "email_verified", "email_claimed"])
-                return True
+            _forget_cached_sessions(user=user)  # cached sessions carry the user row
+            return True
         except IntegrityError:
             user.refresh_from_db(fields=["email", "pending_email", "email_verified", "email_claimed"])
     if quiet:
@@ -469,10 +470,12 @@ def email_change_request(*, user: User, email: str, origin: str) -> User:
         if user.pending_email:  # changed their mind: keep the current address
             user.pending_email = ""
             user.save(update_fields=["pending_email"])
+            _forget_cached_sessions(user=user)
         return user
     _ensure_identity_free(email=email, exclude_id=user.pk)
     user.pending_email = email
     user.save(update_fields=["pending_email"])
+    _forget_cached_sessions(user=user)  # cached sessions carry the user row
     email_verification_send(user=user, origin=origin)
     return user
 

@@ -68,17 +68,21 @@ class EmailVerificationTokenGenerator:
     """
 
     salt = "gatehouse.accounts.email-verification"
+    sep = "."  # not the default ":", which a URL's query would percent-encode
+
+    def _signer(self) -> signing.TimestampSigner:
+        return signing.TimestampSigner(salt=self.salt, sep=self.sep)
 
     def _fingerprint(self, user) -> str:
         state = f"{user.pk}\0{user.email.lower()}\0{user.pending_email.lower()}\0{int(user.email_verified)}"
         return hashlib.sha256(state.encode()).hexdigest()[:32]
 
     def make_token(self, user) -> str:
-        return signing.TimestampSigner(salt=self.salt).sign(self._fingerprint(user))
+        return self._signer().sign(self._fingerprint(user))
 
     def check_token(self, user, token: str) -> bool:
         try:
-            signed = signing.TimestampSigner(salt=self.salt).unsign(token, max_age=settings.EMAIL_VERIFICATION_TIMEOUT)
+            signed = self._signer().unsign(token, max_age=settings.EMAIL_VERIFICATION_TIMEOUT)
         except signing.BadSignature:  # SignatureExpired is one too
             return False
         return constant_time_compare(signed, self._fingerprint(user))
