@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 
 
 class UsernameOrEmailBackend(ModelBackend):
@@ -21,9 +21,8 @@ class UsernameOrEmailBackend(ModelBackend):
             lookup |= Q(email__iexact=username)
         # A username match wins over someone else's email that happens to read the same; then the account that
         # verified the address (under ACCOUNT_EMAIL_VERIFICATION=mandatory unverified accounts may share it).
-        matches = User._default_manager.filter(lookup).order_by("-email_verified", "pk")[:3]
-        candidates = sorted(matches, key=lambda u: u.username.lower() != username.lower())
-        user = candidates[0] if candidates else None
+        username_first = Case(When(username__iexact=username, then=Value(0)), default=Value(1))
+        user = User._default_manager.filter(lookup).order_by(username_first, "-email_verified", "pk").first()
         if user is None:
             User().set_password(password)
             return None
