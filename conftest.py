@@ -20,8 +20,14 @@ from accounts.models import User
 TEST_PASSWORD = "correct horse battery staple"
 
 # Fixtures an app owns and other apps' tests use too, found by name: real Celery worker and
-# beat processes (start_worker, start_beat), the local test website (local_site) and language-model server (llm_server).
-pytest_plugins = ["tasks.tests.worker", "tasks.tests.site_server", "tasks.tests.llm_server"]
+# beat processes (start_worker, start_beat), the local test website (local_site) and language-model server (llm_server),
+# the local SMTP server (smtp_server, smtp_mail) and the in-process job runner (run_jobs).
+pytest_plugins = [
+    "tasks.tests.worker",
+    "tasks.tests.site_server",
+    "tasks.tests.llm_server",
+    "accounts.tests.mail_server",
+]
 
 
 def _postgres_missing():

@@ -34,14 +34,15 @@ class UserAdmin(DjangoUserAdmin):
     form = UserEditForm
     add_form = UserCreationForm
     change_password_form = PasswordSetForm
-    list_display = ("username", "email", "name", "is_active", "is_staff", "date_joined", "last_login")
-    list_filter = ("is_active", "is_staff", "is_superuser", "date_joined")
+    list_display = ("username", "email", "email_verified", "name", "is_active", "is_staff", "date_joined", "last_login")
+    list_filter = ("is_active", "is_staff", "is_superuser", "email_verified", "date_joined")
     search_fields = ("username", "email", "name")
     ordering = ("-date_joined",)
-    readonly_fields = ("date_joined", "last_login", "tokens_valid_after")
+    # Verification is the owner's proof (a link followed), so an admin sees it but does not set it.
+    readonly_fields = ("date_joined", "last_login", "tokens_valid_after", "email_verified", "pending_email")
     fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Profile", {"fields": ("name", "email")}),
+        ("Profile", {"fields": ("name", "email", "email_verified", "pending_email")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("date_joined", "last_login", "tokens_valid_after")}),
     )

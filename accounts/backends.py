@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 
 
 class UsernameOrEmailBackend(ModelBackend):
@@ -19,11 +19,10 @@ class UsernameOrEmailBackend(ModelBackend):
         lookup = Q(username__iexact=username)
         if "@" in username:
             lookup |= Q(email__iexact=username)
-        # A username match wins over someone else's email that happens to read the same.
-        candidates = sorted(
-            User._default_manager.filter(lookup)[:2], key=lambda u: u.username.lower() != username.lower()
-        )
-        user = candidates[0] if candidates else None
+        # A username match wins over someone else's email that happens to read the same; then the account that
+        # verified the address (under ACCOUNT_EMAIL_VERIFICATION=mandatory unverified accounts may share it).
+        username_first = Case(When(username__iexact=username, then=Value(0)), default=Value(1))
+        user = User._default_manager.filter(lookup).order_by(username_first, "-email_verified", "pk").first()
         if user is None:
             User().set_password(password)
             return None

@@ -43,6 +43,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         help_text="Letters, digits and @/./+/-/_ only. Unique regardless of case.",
     )
     email = models.EmailField(max_length=254, blank=True)
+    # The owner proved the address is theirs (followed a verification or reset link mailed to it).
+    email_verified = models.BooleanField(default=False)
+    # Whether this account holds its address exclusively (the unique constraint below). Under
+    # ACCOUNT_EMAIL_VERIFICATION=optional an address is claimed at registration, as it always was; under
+    # mandatory only by verifying it, so registering someone else's address first claims nothing.
+    email_claimed = models.BooleanField(default=True)
+    # An address the owner asked to change to: it replaces `email` once verified (a link mailed to it).
+    pending_email = models.EmailField(max_length=254, blank=True)
     name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="Admins may use the admin site and the users API.")
@@ -59,9 +67,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique"),
+            # One schema for both verification modes: only claimed addresses collide (see email_claimed).
             # Empty emails (users created from the CLI without one) do not collide.
             models.UniqueConstraint(
-                Lower("email"), name="accounts_user_email_ci_unique", condition=~models.Q(email="")
+                Lower("email"),
+                name="accounts_user_claimed_email_ci_unique",
+                condition=models.Q(email_claimed=True) & ~models.Q(email=""),
             ),
         ]
 

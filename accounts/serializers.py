@@ -36,13 +36,18 @@ class MeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "username", "email", "name", "is_admin", "date_joined", "last_login"]
+        fields = ["id", "username", "email", "name", "is_admin", "date_joined", "last_login", "email_verified"]
+        fields += ["pending_email"]
         read_only_fields = fields
 
 
 class MeUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=150, required=False, allow_blank=True)
-    email = serializers.EmailField(max_length=254, required=False)
+    email = serializers.EmailField(
+        max_length=254,
+        required=False,
+        help_text="A new address becomes `pending_email` and takes effect once verified (needs a recent login).",
+    )
 
 
 class LoginSerializer(serializers.Serializer):
@@ -138,3 +143,22 @@ class SecurityEventSerializer(serializers.ModelSerializer):
 
 class ReauthSerializer(serializers.Serializer):
     password = serializers.CharField(trim_whitespace=False, max_length=4096)
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class PasswordResetRequestSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetConfirmSerializer(serializers.Serializer):
+    uid = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=256)
+    new_password = _password_field()
+
+
+class EmailVerifySerializer(serializers.Serializer):
+    uid = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=256)

@@ -8,16 +8,23 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
 from django.contrib.auth.models import update_last_login
+from django.contrib.auth.tokens import default_token_generator as password_reset_token
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlencode, urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework_simplejwt.exceptions import TokenError
 
+from accounts import signals
 from accounts.models import AuthSession, RefreshTokenRecord, SecurityEvent, SecurityEventType, User
-from accounts.tokens import SESSION_CLAIM, SessionAccessToken, SessionRefreshToken
-from config.errors import AuthenticationError, Conflict
+from accounts.tokens import SESSION_CLAIM, SessionAccessToken, SessionRefreshToken, email_verification_token
+from config import celery_app
+from config.errors import AuthenticationError, Conflict, ServiceError
 from config.requests import current_client
 
 logger = logging.getLogger(__name__)
@@ -25,6 +32,25 @@ logger = logging.getLogger(__name__)
 LOGIN_FAILED = "Incorrect username or password"
 TOKEN_INVALID = "Token is invalid, expired or revoked"
 REAUTH_FAILED = "Incorrect password"
+RESET_REQUESTED = "If an account has this email address, a link to reset its password is on its way."
+RESET_LINK_INVALID = "This password reset link is invalid, has already been used or has expired: ask for a new one."
+VERIFY_LINK_INVALID = "This verification link is invalid, has already been used or has expired: ask for a new one."
+EMAIL_TAKEN_BY_OTHER = "Another account verified this email address first: it is no longer yours to verify."
+EMAIL_UNVERIFIED = "Verify your email address first: follow the link in the mail we sent you (a new one is on its way)."
+# The worker's mail job, by its registered name: services never import accounts.jobs (jobs -> services).
+MAIL_JOB = "accounts.send_account_mail"
+VERIFY_ON_LOGIN_SECONDS = 5 * 60
+
+
+class EmailUnverified(ServiceError):
+    """403 {"detail": ..., "code": "email_unverified"}: ACCOUNT_EMAIL_VERIFICATION=mandatory, address unverified."""
+
+    status_code = 403
+
+    def __init__(self):
+        super().__init__({"detail": EMAIL_UNVERIFIED, "code": "email_unverified"})
+
+
 # Names that a security event's detail may never carry: the event log is read by its owner and by admins.
 SECRET_FIELD_WORDS = ("password", "token", "secret", "key", "code", "otp")
 
@@ -63,39 +89,72 @@ def security_event_record(*, user, type: str, detail: dict | None = None) -> Sec
 # ------------------------------------------------------------------------------
 
 
+def verification_is_mandatory() -> bool:
+    return settings.ACCOUNT_EMAIL_VERIFICATION == "mandatory"
+
+
+def _email_holders(email: str):
+    """Accounts whose address `email` is in the sense of the verification mode: under optional any holder
+    (an address is taken at registration, as it always was); under mandatory only a verified one, so an
+    address registered by someone who cannot read its mail blocks nobody."""
+    holders = User.objects.filter(email__iexact=email)
+    return holders.filter(email_verified=True) if verification_is_mandatory() else holders
+
+
 def _ensure_identity_free(*, username: str | None = None, email: str | None = None, exclude_id: int | None = None):
     others = User.objects.exclude(pk=exclude_id) if exclude_id else User.objects.all()
     if username and others.filter(username__iexact=username).exists():
         raise Conflict("Username already registered")
-    if email and others.filter(email__iexact=email).exists():
+    if email and _email_holders(email).exclude(pk=exclude_id).exists():
         raise Conflict("Email already registered")
 
 
-def _validate_password(*, password: str, user: User) -> None:
+def _release_unverified_claims(*, email: str, exclude_id: int | None = None) -> None:
+    """Under mandatory, drop the claims unverified accounts hold on `email` (accounts made before the switch
+    from optional): from now on only verifying claims an address."""
+    User.objects.filter(email__iexact=email, email_claimed=True, email_verified=False).exclude(pk=exclude_id).update(
+        email_claimed=False
+    )
+
+
+def _validate_password(*, password: str, user: User, field: str = "password") -> None:
     if len(password) > settings.PASSWORD_MAX_LENGTH:
-        raise ValidationError(
-            {"password": [f"Ensure this field has no more than {settings.PASSWORD_MAX_LENGTH} characters."]}
-        )
+        limit = settings.PASSWORD_MAX_LENGTH
+        raise ValidationError({field: [f"Ensure this field has no more than {limit} characters."]})
     try:
         password_validation.validate_password(password, user=user)
     except ValidationError as error:
-        raise ValidationError({"password": error.messages}) from None
+        raise ValidationError({field: error.messages}) from None
 
 
 def user_create(*, username: str, email: str = "", password: str, name: str = "", is_staff: bool = False) -> User:
-    """Create an account after the password validators pass; 409 (Conflict) when the username or email is taken."""
+    """Create an account after the password validators pass; 409 (Conflict) when the username or email is taken.
+
+    Under ACCOUNT_EMAIL_VERIFICATION=mandatory the address is not claimed until verified (email_claimed)."""
     email = User.objects.normalize_email(email)
     candidate = User(username=username, email=email, name=name)
     _validate_password(password=password, user=candidate)
     _ensure_identity_free(username=username, email=email)
+    extra = {"name": name, "email_claimed": not verification_is_mandatory()}
     try:
         with transaction.atomic():
+            if email and verification_is_mandatory():
+                _release_unverified_claims(email=email)
             if is_staff:
-                return User.objects.create_superuser(username=username, email=email, password=password, name=name)
-            return User.objects.create_user(username=username, email=email, password=password, name=name)
+                return User.objects.create_superuser(username=username, email=email, password=password, **extra)
+            return User.objects.create_user(username=username, email=email, password=password, **extra)
     except IntegrityError:
         # Lost a race with a concurrent registration of the same name: the constraint decides.
         raise Conflict("Username or email already registered") from None
+
+
+def user_register(*, username: str, email: str, password: str, name: str = "", origin: str) -> User:
+    """Self-service registration (POST /auth/register): create the account, then mail it a verification
+    link (sent by the worker once the account is committed; `origin` is where links point without FRONTEND_URL)."""
+    with transaction.atomic():
+        user = user_create(username=username, email=email, password=password, name=name)
+        email_verification_send(user=user, origin=origin)
+    return user
 
 
 @transaction.atomic
@@ -103,10 +162,14 @@ def user_update(*, user: User, name=None, email=None, is_active=None, is_staff=N
     """Change profile or admin fields; deactivation revokes every session at once."""
     fields = []
     if email is not None and email != user.email:
+        # An admin's change applies at once (it is the admin's word, not a proof): the address is unverified.
         email = User.objects.normalize_email(email)
         _ensure_identity_free(email=email, exclude_id=user.pk)
-        user.email = email
-        fields.append("email")
+        if verification_is_mandatory():
+            _release_unverified_claims(email=email, exclude_id=user.pk)
+        user.email, user.pending_email = email, ""
+        user.email_verified, user.email_claimed = False, not verification_is_mandatory()
+        fields += ["email", "pending_email", "email_verified", "email_claimed"]
     if name is not None:
         user.name = name
         fields.append("name")
@@ -146,6 +209,287 @@ def user_password_change(*, user: User, current_password: str, new_password: str
     security_event_record(user=user, type=SecurityEventType.PASSWORD_CHANGE)
 
 
+# MAIL: rendered from templates, sent by the worker after commit
+# ------------------------------------------------------------------------------
+# The request only queues a job (MAIL_JOB) naming the mail and the account; the worker looks the account
+# up, makes the link's token and sends the mail, so no token ever sits in the broker, and no request waits
+# on SMTP or depends on whether an address is registered. Templates live in
+# accounts/templates/accounts/email/<name>.txt, .html and _subject.txt; a deployer overrides them from a
+# directory in TEMPLATE_DIRS.
+
+
+def request_origin(request) -> str:
+    """scheme://host of the request (its Host, vetted by ALLOWED_HOSTS): where links point without FRONTEND_URL."""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def _mail_send_on_commit(kind: str, **params) -> None:
+    """Queue the mail job once the transaction commits (at once outside one), so the worker finds the rows."""
+    transaction.on_commit(lambda: _mail_job_send(kind, params))
+
+
+def _mail_job_send(kind: str, params: dict) -> None:
+    try:
+        celery_app.send_task(MAIL_JOB, kwargs={"kind": kind, **params})
+    except Exception:  # a broker outage must not turn a committed answer into a 500; the user can ask again
+        logger.exception("could not queue the %s mail job", kind)
+
+
+def _link(*, origin: str, path: str, user: User, token: str) -> str:
+    base = settings.FRONTEND_URL or origin
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    return f"{base}{path}?{urlencode({'uid': uid, 'token': token})}"
+
+
+def _mail_render(name: str, *, to: str, context: dict) -> EmailMultiAlternatives:
+    """Plain text plus HTML, from the templates accounts/email/<name>{.txt,.html,_subject.txt}."""
+    context = {"site_name": "Gatehouse", **context}
+    subject = " ".join(render_to_string(f"accounts/email/{name}_subject.txt", context).split())
+    message = EmailMultiAlternatives(
+        subject, render_to_string(f"accounts/email/{name}.txt", context), settings.DEFAULT_FROM_EMAIL, [to]
+    )
+    message.attach_alternative(render_to_string(f"accounts/email/{name}.html", context), "text/html")
+    return message
+
+
+def _password_reset_recipients(email: str) -> list[User]:
+    """Active accounts with this address: the verified holder if there is one (the address is theirs),
+    else every holder (under mandatory several unverified accounts may name it; each mail names its account)."""
+    holders = list(User.objects.filter(email__iexact=email, is_active=True).order_by("pk"))
+    verified = [user for user in holders if user.email_verified]
+    return verified or holders
+
+
+def _mails_password_reset(*, email: str, origin: str) -> list[EmailMultiAlternatives]:
+    path = settings.FRONTEND_PASSWORD_RESET_PATH
+    return [
+        _mail_render(
+            "password_reset",
+            to=user.email,
+            context={
+                "user": user,
+                "link": _link(origin=origin, path=path, user=user, token=password_reset_token.make_token(user)),
+                "valid_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
+            },
+        )
+        for user in _password_reset_recipients(email)
+    ]
+
+
+def _mails_email_verify(*, user_id: int, origin: str) -> list[EmailMultiAlternatives]:
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None or not email_verification_target(user=user):
+        return []  # gone, or verified since the job was queued: nothing to send
+    token = email_verification_token.make_token(user)
+    return [
+        _mail_render(
+            "email_verify",
+            to=email_verification_target(user=user),
+            context={
+                "user": user,
+                "address": email_verification_target(user=user),
+                "is_change": bool(user.pending_email),
+                "link": _link(origin=origin, path=settings.FRONTEND_EMAIL_VERIFY_PATH, user=user, token=token),
+                "valid_hours": settings.EMAIL_VERIFICATION_TIMEOUT // 3600,
+            },
+        )
+    ]
+
+
+def _mails_password_reset_done(*, user_id: int, ip_address: str | None = None) -> list[EmailMultiAlternatives]:
+    user = User.objects.filter(pk=user_id).first()
+    if user is None or not user.email:
+        return []
+    context = {"user": user, "ip_address": ip_address, "when": timezone.now()}
+    return [_mail_render("password_reset_done", to=user.email, context=context)]
+
+
+def _mails_email_changed(*, user_id: int, old_email: str) -> list[EmailMultiAlternatives]:
+    user = User.objects.filter(pk=user_id).first()
+    if user is None or not old_email:
+        return []
+    return [_mail_render("email_changed", to=old_email, context={"user": user, "old_email": old_email})]
+
+
+MAIL_KINDS = {
+    "password_reset": _mails_password_reset,
+    "email_verify": _mails_email_verify,
+    "password_reset_done": _mails_password_reset_done,
+    "email_changed": _mails_email_changed,
+}
+
+
+def account_mail_deliver(*, kind: str, **params) -> int:
+    """Build and send the mails of one job (accounts.jobs.send_account_mail); returns how many were sent.
+
+    SMTP errors propagate, for the job to retry with back-off. Delivery is at least once: a retry after a
+    partial failure, or a redelivered message, may send a mail twice (harmless: each link works once)."""
+    if kind not in MAIL_KINDS:
+        raise ValueError(f"unknown account mail {kind!r}")
+    messages = MAIL_KINDS[kind](**params)
+    if not messages:
+        return 0
+    sent = get_connection().send_messages(messages) or 0
+    logger.info("sent %s %s mail(s)", sent, kind)
+    return sent
+
+
+def mail_send_test(*, to: str) -> str:
+    """Send a test mail now, through the configured backend (manage.py send_test_email); returns the backend's
+    dotted path. Raises what the backend raises (SMTPException, OSError)."""
+    backend = settings.EMAIL_BACKEND
+    if backend == "django.core.mail.backends.smtp.EmailBackend":
+        backend += f" ({settings.EMAIL_HOST}:{settings.EMAIL_PORT})"
+    _mail_render("test", to=to, context={"backend": backend}).send()
+    return backend
+
+
+# PASSWORD RESET
+# ------------------------------------------------------------------------------
+
+
+def password_reset_request(*, email: str, origin: str) -> None:
+    """Queue a reset mail for `email`, whether or not it is registered: the worker looks the address up.
+
+    So the request does the same work (no query, one job) for every address, and neither its answer nor its
+    time tells which addresses have accounts. Only active accounts get a mail (_password_reset_recipients)."""
+    _mail_send_on_commit("password_reset", email=User.objects.normalize_email(email).strip(), origin=origin)
+
+
+def _user_from_uid(uid: str, *, lock: bool = False) -> User | None:
+    try:
+        pk = int(urlsafe_base64_decode(uid).decode())
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
+        return None
+    if not -(2**63) <= pk < 2**63:
+        return None
+    users = User.objects.select_for_update() if lock else User.objects.all()
+    return users.filter(pk=pk, is_active=True).first()
+
+
+@transaction.atomic
+def password_reset_confirm(*, uid: str, token: str, new_password: str, ip_address: str | None = None) -> User:
+    """Set a new password from a reset link. The token works once (Django's generator hashes the password
+    and last_login) until PASSWORD_RESET_TIMEOUT; one 400 for an invalid, used or expired link.
+
+    Then everything that proved the old identity dies: every session and token of the user (the cut-off
+    moves as for logout-all), every API key created before now (apikeys, by accounts.signals.password_reset).
+    The address is verified as well (the link was mailed to it), an event is recorded and a notice mailed."""
+    # The row lock makes two concurrent uses of one link take turns: the second sees the new password.
+    user = _user_from_uid(uid, lock=True)
+    if user is None or not password_reset_token.check_token(user, token):
+        raise ValidationError({"token": [RESET_LINK_INVALID]})
+    _validate_password(password=new_password, user=user, field="new_password")
+    now = timezone.now()
+    user.set_password(new_password)
+    user.tokens_valid_after = now
+    user.save(update_fields=["password", "tokens_valid_after"])
+    auth_sessions_revoke_all(user=user, reason="password_reset")
+    signals.password_reset.send(sender=User, user=user, reset_at=now)
+    if not user.email_verified and user.email:
+        _email_claim(user=user, address=user.email, quiet=True)
+    security_event_record(user=user, type=SecurityEventType.PASSWORD_RESET)
+    _mail_send_on_commit("password_reset_done", user_id=user.pk, ip_address=ip_address)
+    return user
+
+
+# EMAIL VERIFICATION AND CHANGE
+# ------------------------------------------------------------------------------
+
+
+def email_verification_target(*, user: User) -> str:
+    """The address a verification link would verify: the pending one, else an unverified email; "" if none."""
+    if user.pending_email:
+        return user.pending_email
+    return user.email if user.email and not user.email_verified else ""
+
+
+def email_verification_send(*, user: User, origin: str) -> bool:
+    """Queue a verification mail if the account has an address to verify; returns whether one was queued."""
+    if not email_verification_target(user=user):
+        return False
+    _mail_send_on_commit("email_verify", user_id=user.pk, origin=origin)
+    return True
+
+
+def _email_claim(*, user: User, address: str, quiet: bool = False) -> bool:
+    """Make `address` the user's verified, claimed email. The first to verify an address keeps it: when a
+    verified account (or, under optional, any claiming account) holds it, refuse (ValidationError, or False
+    when `quiet`). Under mandatory the unverified accounts naming it keep the text but never the claim, and
+    are told when they next try to verify. The unique constraint settles a race between two verifications."""
+    if verification_is_mandatory():
+        _release_unverified_claims(email=address, exclude_id=user.pk)
+    taken = User.objects.filter(email__iexact=address, email_claimed=True).exclude(pk=user.pk)
+    if not taken.exists():
+        user.email, user.pending_email = address, ""
+        user.email_verified = user.email_claimed = True
+        try:
+            with transaction.atomic():
+                user.save(update_fields=["email", "pending_email", "email_verified", "email_claimed"])
+            _forget_cached_sessions(user=user)  # cached sessions carry the user row
+            return True
+        except IntegrityError:
+            user.refresh_from_db(fields=["email", "pending_email", "email_verified", "email_claimed"])
+    if quiet:
+        return False
+    raise ValidationError({"email": [EMAIL_TAKEN_BY_OTHER]})
+
+
+@transaction.atomic
+def email_verify(*, uid: str, token: str) -> User:
+    """Follow a verification link: the address it was mailed to becomes the account's verified email (a
+    pending change takes effect now: an email_change event and a notice to the old address). 400 when the
+    link is invalid, used or expired, or when another account verified the address first."""
+    user = _user_from_uid(uid, lock=True)
+    if user is None or not email_verification_token.check_token(user, token):
+        raise ValidationError({"token": [VERIFY_LINK_INVALID]})
+    old_email, was_verified = user.email, user.email_verified
+    target = email_verification_target(user=user)
+    _email_claim(user=user, address=target)
+    if old_email.lower() != target.lower():
+        security_event_record(user=user, type=SecurityEventType.EMAIL_CHANGE, detail={"from": old_email, "to": target})
+        _mail_send_on_commit("email_changed", user_id=user.pk, old_email=old_email)
+    elif not was_verified:
+        security_event_record(user=user, type=SecurityEventType.EMAIL_VERIFIED, detail={"email": target})
+    return user
+
+
+def email_change_is_requested(*, user: User, email: str | None) -> bool:
+    """Whether `email` (from PATCH /auth/me) differs from the current address, so the change needs a recent
+    authentication; sending back the address you have is no change."""
+    return email is not None and User.objects.normalize_email(email).lower() != user.email.lower()
+
+
+@transaction.atomic
+def email_change_request(*, user: User, email: str, origin: str) -> User:
+    """Ask to change the address: it is stored as pending_email and mailed a verification link; `email`
+    changes once that link is followed (email_verify). 409 when the address is taken (see _email_holders).
+    Asking again replaces the pending address, and the earlier link stops working."""
+    email = User.objects.normalize_email(email)
+    if email.lower() == user.email.lower():
+        if user.pending_email:  # changed their mind: keep the current address
+            user.pending_email = ""
+            user.save(update_fields=["pending_email"])
+            _forget_cached_sessions(user=user)
+        return user
+    _ensure_identity_free(email=email, exclude_id=user.pk)
+    user.pending_email = email
+    user.save(update_fields=["pending_email"])
+    _forget_cached_sessions(user=user)  # cached sessions carry the user row
+    email_verification_send(user=user, origin=origin)
+    return user
+
+
+@transaction.atomic
+def user_profile_update(*, user: User, origin: str, name: str | None = None, email: str | None = None) -> User:
+    """PATCH /auth/me: the name changes at once; an email change waits for the new address to be verified."""
+    if name is not None:
+        user_update(user=user, name=name)
+    if email is not None:
+        email_change_request(user=user, email=email, origin=origin)
+    return user
+
+
 # LOGIN SESSIONS AND TOKENS
 # ------------------------------------------------------------------------------
 
@@ -182,6 +526,12 @@ def auth_login(
     user = authenticate(request, username=username, password=password)
     if user is None:
         raise AuthenticationError(LOGIN_FAILED)
+    if verification_is_mandatory() and user.email and not user.email_verified:
+        # Only someone who knows the password gets here, so this tells a stranger nothing. The account cannot
+        # log in to ask for another link, so the refusal sends one (at most one per VERIFY_ON_LOGIN_SECONDS).
+        if request is not None and cache.add(f"verify-on-login:{user.pk}", 1, timeout=VERIFY_ON_LOGIN_SECONDS):
+            email_verification_send(user=user, origin=request_origin(request))
+        raise EmailUnverified()
     with transaction.atomic():
         now = timezone.now()
         session = AuthSession.objects.create(

@@ -1,8 +1,8 @@
-"""Rate limits for the credential endpoints, per client address and per username.
+"""Rate limits for the credential endpoints, per client address, username, email asked for, or account.
 
-A view names its `throttle_scope` ("login", "register", "refresh"); the rates are the
-settings `<scope>_address` and `<scope>_username` in DEFAULT_THROTTLE_RATES (a scope
-without one of them is not limited that way). 429 responses carry Retry-After.
+A view names its `throttle_scope` ("login", "register", "refresh", "password_reset", "verify_resend"); the
+rates are the settings `<scope>_address`, `<scope>_username`, `<scope>_email` and `<scope>_user` in
+DEFAULT_THROTTLE_RATES (a scope without one of them is not limited that way). 429 responses carry Retry-After.
 """
 
 import hashlib
@@ -49,3 +49,28 @@ class UsernameRateThrottle(_ScopedThrottle):
         # Hashed: a username may hold characters some cache backends reject in keys.
         ident = hashlib.sha256(username.strip().lower().encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class EmailRateThrottle(_ScopedThrottle):
+    """Limits requests about one email address (a password reset asked for it), from any number of addresses."""
+
+    kind = "email"
+
+    def get_cache_key(self, request, view):
+        data = request.data if hasattr(request.data, "get") else {}
+        email = data.get("email")
+        if not isinstance(email, str) or not email:
+            return None
+        ident = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class AccountRateThrottle(_ScopedThrottle):
+    """Limits requests of one signed-in account (resending the verification mail)."""
+
+    kind = "user"
+
+    def get_cache_key(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}

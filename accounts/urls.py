@@ -19,5 +19,9 @@ urlpatterns = [
     path("auth/validate", views.ValidateView.as_view(), name="validate"),
     path("auth/password/change", views.PasswordChangeView.as_view(), name="password-change"),
     path("auth/reauth", views.ReauthView.as_view(), name="reauth"),
+    path("auth/password/reset", views.PasswordResetView.as_view(), name="password-reset"),
+    path("auth/password/reset/confirm", views.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
+    path("auth/email/verify", views.EmailVerifyView.as_view(), name="email-verify"),
+    path("auth/email/verify/resend", views.EmailVerifyResendView.as_view(), name="email-verify-resend"),
     *router.urls,
 ]

@@ -10,16 +10,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.permissions import HasCredential, HasJWT, IsAdmin
+from accounts.permissions import HasCredential, HasJWT, IsAdmin, RecentAuthentication
 from accounts.serializers import (
     AdminUserSerializer,
     AdminUserUpdateSerializer,
+    DetailSerializer,
+    EmailVerifySerializer,
     LoginSerializer,
     LogoutSerializer,
     MeSerializer,
     MeUpdateSerializer,
     OAuth2PasswordSerializer,
     PasswordChangeSerializer,
+    PasswordResetConfirmSerializer,
+    PasswordResetRequestSerializer,
     ReauthSerializer,
     RefreshSerializer,
     RegisteredUserSerializer,
@@ -29,7 +33,7 @@ from accounts.serializers import (
     TokenPairSerializer,
     ValidateResponseSerializer,
 )
-from accounts.throttling import AddressRateThrottle, UsernameRateThrottle
+from accounts.throttling import AccountRateThrottle, AddressRateThrottle, EmailRateThrottle, UsernameRateThrottle
 from accounts.tokens import SessionAccessToken
 from config.parsers import SafeJSONParser
 from config.requests import client_ip
@@ -59,7 +63,9 @@ class RegisterView(_CredentialEndpoint):
         auth=[],
     )
     def post(self, request):
-        user = services.user_create(**validated(RegisterSerializer, request.data))
+        user = services.user_register(
+            **validated(RegisterSerializer, request.data), origin=services.request_origin(request)
+        )
         return Response(RegisteredUserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -159,9 +165,22 @@ class MeView(APIView):
     def get(self, request):
         return Response(MeSerializer(request.user).data)
 
-    @extend_schema(request=MeUpdateSerializer, responses=MeSerializer)
+    @extend_schema(
+        request=MeUpdateSerializer,
+        responses={
+            200: MeSerializer,
+            403: OpenApiResponse(description="Changing the email needs a JWT and a recent authentication"),
+            409: OpenApiResponse(description="Email taken"),
+        },
+    )
     def patch(self, request):
-        user = services.user_update(user=request.user, **validated(MeUpdateSerializer, request.data, partial=True))
+        changes = validated(MeUpdateSerializer, request.data, partial=True)
+        if services.email_change_is_requested(user=request.user, email=changes.get("email")):
+            # The address is how the account is recovered: only its owner, freshly proven, may move it.
+            for permission in (HasJWT(), RecentAuthentication()):
+                if not permission.has_permission(request, self):
+                    self.permission_denied(request, message=getattr(permission, "message", None))
+        user = services.user_profile_update(user=request.user, origin=services.request_origin(request), **changes)
         return Response(MeSerializer(user).data)
 
 
@@ -194,6 +213,69 @@ class PasswordChangeView(_SessionAction):
 
     def act(self, request, **passwords):
         services.user_password_change(user=request.user, keep_session_id=request.auth.session_id, **passwords)
+
+
+@extend_schema(tags=AUTH_TAG)
+class PasswordResetView(PublicAPIView):
+    """Ask for a password reset link by email. The answer is the same whether or not the address has an account."""
+
+    throttle_classes = [AddressRateThrottle, EmailRateThrottle]
+    throttle_scope = "password_reset"
+
+    @extend_schema(
+        request=PasswordResetRequestSerializer,
+        responses={202: DetailSerializer, 400: OpenApiResponse(description="Malformed email")},
+        auth=[],
+    )
+    def post(self, request):
+        email = validated(PasswordResetRequestSerializer, request.data)["email"]
+        services.password_reset_request(email=email, origin=services.request_origin(request))
+        return Response({"detail": services.RESET_REQUESTED}, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=AUTH_TAG)
+class PasswordResetConfirmView(PublicAPIView):
+    """Set a new password with the uid and token of a reset link: every session and older API key is revoked."""
+
+    @extend_schema(
+        request=PasswordResetConfirmSerializer,
+        responses={204: None, 400: OpenApiResponse(description="Invalid, used or expired link; weak password")},
+        auth=[],
+    )
+    def post(self, request):
+        services.password_reset_confirm(
+            **validated(PasswordResetConfirmSerializer, request.data), ip_address=client_ip(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG)
+class EmailVerifyView(PublicAPIView):
+    """Verify an address with the uid and token of a verification link (a pending email change takes effect)."""
+
+    @extend_schema(
+        request=EmailVerifySerializer,
+        responses={204: None, 400: OpenApiResponse(description="Invalid or expired link, or address taken")},
+        auth=[],
+    )
+    def post(self, request):
+        services.email_verify(**validated(EmailVerifySerializer, request.data))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG)
+class EmailVerifyResendView(APIView):
+    """Send the verification link again (to the pending address if a change is waiting)."""
+
+    permission_classes = [IsAuthenticated, HasJWT]
+    throttle_classes = [AccountRateThrottle]
+    throttle_scope = "verify_resend"
+
+    @extend_schema(request=None, responses={202: DetailSerializer, 429: OpenApiResponse(description="Too many")})
+    def post(self, request):
+        queued = services.email_verification_send(user=request.user, origin=services.request_origin(request))
+        detail = "A verification link is on its way." if queued else "Your email address is already verified."
+        return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(tags=AUTH_TAG)

@@ -9,4 +9,9 @@ class ApiKeysConfig(AppConfig):
     def ready(self):
         # Registers the X-API-Key OpenAPI scheme. Imported here, not in authentication.py:
         # drf_spectacular imports the DRF settings, which import the authentication classes.
+        # accounts may not import apikeys (pyproject's layers), so a reset tells us by a signal.
+        from accounts.signals import password_reset
         from apikeys import schema  # noqa: F401
+        from apikeys.services import api_keys_revoke_on_password_reset
+
+        password_reset.connect(api_keys_revoke_on_password_reset, dispatch_uid="apikeys.revoke_on_password_reset")

@@ -96,6 +96,25 @@ def api_key_revoke(*, key: APIKey, by=None) -> APIKey:
     return key
 
 
+def api_keys_revoke_created_before(*, user, before) -> int:
+    """Revoke every active key of `user` created before `before` (a password reset: a thief's key must
+    die with the password). Returns how many were revoked; each is an api_key_revoked event "by system"."""
+    revoked = 0
+    for key in APIKey.objects.filter(owner=user, revoked_at__isnull=True, created_at__lt=before).select_related(
+        "owner"
+    ):
+        api_key_revoke(key=key)
+        revoked += 1
+    if revoked:
+        logger.info("revoked %s API key(s) of user %s after a password reset", revoked, user.pk)
+    return revoked
+
+
+def api_keys_revoke_on_password_reset(sender, *, user, reset_at, **kwargs) -> None:
+    """Receiver of accounts.signals.password_reset (connected in apikeys/apps.py)."""
+    api_keys_revoke_created_before(user=user, before=reset_at)
+
+
 # AUTHENTICATING A REQUEST
 # ------------------------------------------------------------------------------
 

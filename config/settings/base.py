@@ -116,7 +116,8 @@ MIDDLEWARE = [
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Searched before the apps' own templates: a deployer's accounts/email/*.txt|.html override the mails.
+        "DIRS": env.list("TEMPLATE_DIRS", default=[]),
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -168,6 +169,37 @@ PASSWORD_MAX_LENGTH = 4096
 # Sensitive actions (creating API keys and provider keys, changing the email, turning two-factor off)
 # need a password login or POST /auth/reauth within this many minutes.
 REAUTH_WINDOW_MINUTES = env.int("REAUTH_WINDOW_MINUTES", default=15)
+
+# EMAIL: https://django-environ.readthedocs.io/en/latest/types.html#email-url
+# ------------------------------------------------------------------------------
+# One URL sets the backend and its options (EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER,
+# EMAIL_HOST_PASSWORD, EMAIL_USE_TLS/SSL): smtp://user:pass@host:587, smtp+tls://..., smtp+ssl://...,
+# consolemail:// (the default: `make run` prints every mail), dummymail://. Mails are sent by the worker
+# (accounts.jobs.send_account_mail), never inside a request.
+globals().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# A hung SMTP server must not hold a worker process: the job fails and Celery retries it with back-off.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Gatehouse <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where the links in the mails point (reset, verification): the web app that shows the form and POSTs
+# uid and token to the API. Empty: the origin of the API request that caused the mail (its Host header,
+# which ALLOWED_HOSTS vets); set it in production so that no Host header ever decides where a link goes.
+FRONTEND_URL = env("FRONTEND_URL", default="").rstrip("/")
+FRONTEND_PASSWORD_RESET_PATH = env("FRONTEND_PASSWORD_RESET_PATH", default="/password-reset")
+FRONTEND_EMAIL_VERIFY_PATH = env("FRONTEND_EMAIL_VERIFY_PATH", default="/verify-email")
+
+# ACCOUNTS: recovery and verification (README "Password reset and email verification")
+# ------------------------------------------------------------------------------
+# optional: login works before the address is verified, and an address is taken at registration.
+# mandatory: login needs a verified address, and an address is taken only once verified (the first to
+# verify keeps it), so nobody can squat someone else's address by registering it first.
+ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="optional").strip().lower()
+if ACCOUNT_EMAIL_VERIFICATION not in ("optional", "mandatory"):
+    raise ImproperlyConfigured("ACCOUNT_EMAIL_VERIFICATION must be optional or mandatory.")
+# Seconds a password reset link works (and it works once: https://docs.djangoproject.com/en/5.2/ref/settings/#password-reset-timeout).
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=60 * 60)
+# Seconds an email verification link works.
+EMAIL_VERIFICATION_TIMEOUT = env.int("EMAIL_VERIFICATION_TIMEOUT", default=3 * 24 * 60 * 60)
 
 # JSON WEB TOKENS: https://django-rest-framework-simplejwt.readthedocs.io/en/latest/settings.html
 # ------------------------------------------------------------------------------
@@ -258,6 +290,10 @@ REST_FRAMEWORK = {
         "register_address": env("THROTTLE_REGISTER_ADDRESS_RATE", default="20/hour"),
         "register_username": env("THROTTLE_REGISTER_USERNAME_RATE", default="5/hour"),
         "refresh_address": env("THROTTLE_REFRESH_ADDRESS_RATE", default="60/min"),
+        # Reset requests per client address, and per address asked for (hashed, lower-case).
+        "password_reset_address": env("THROTTLE_PASSWORD_RESET_ADDRESS_RATE", default="10/hour"),
+        "password_reset_email": env("THROTTLE_PASSWORD_RESET_EMAIL_RATE", default="3/hour"),
+        "verify_resend_user": env("THROTTLE_VERIFY_RESEND_RATE", default="3/hour"),
     },
 }
 

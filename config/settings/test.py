@@ -25,7 +25,12 @@ DEBUG = False
 ALLOWED_HOSTS = ["*"]
 # A fast hasher first for speed; the real ones stay so tests can verify them explicitly.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# In-memory email (django.core.mail.outbox), unless EMAIL_URL names an SMTP server on this machine: the
+# mail tests start one (accounts/tests/mail_server.py) and point their worker processes at it. Any other
+# EMAIL_URL (a real server in a developer's .env) is ignored, so that no test mail leaves the machine.
+_email_url = urlsplit(env("EMAIL_URL", default=""))
+if not (_email_url.scheme.startswith("smtp") and _email_url.hostname in {"127.0.0.1", "localhost", "::1"}):
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests run in one process, so the session cache is safe even with the memory backend.
 AUTH_SESSION_CACHE_SECONDS = 300
 REST_FRAMEWORK = {
