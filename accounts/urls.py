@@ -19,5 +19,10 @@ urlpatterns = [
     path("auth/validate", views.ValidateView.as_view(), name="validate"),
     path("auth/password/change", views.PasswordChangeView.as_view(), name="password-change"),
     path("auth/reauth", views.ReauthView.as_view(), name="reauth"),
+    path("auth/login/mfa", views.LoginMFAView.as_view(), name="login-mfa"),
+    path("auth/mfa/totp/setup", views.TOTPSetupView.as_view(), name="mfa-totp-setup"),
+    path("auth/mfa/totp/confirm", views.TOTPConfirmView.as_view(), name="mfa-totp-confirm"),
+    path("auth/mfa/totp", views.TOTPView.as_view(), name="mfa-totp"),
+    path("auth/mfa/recovery-codes", views.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
     *router.urls,
 ]
