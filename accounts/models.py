@@ -49,6 +49,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
     # Tokens issued before this instant are rejected whatever their session says.
     tokens_valid_after = models.DateTimeField(default=timezone.now)
+    # Two-factor is on (a confirmed TOTPDevice): kept on the row so that login, `me` and the cached session
+    # know it without a query. Written only by accounts.services, in the transaction that confirms or
+    # removes the device.
+    mfa_enabled = models.BooleanField(default=False, editable=False, verbose_name="two-factor")
 
     objects = UserManager()
 
@@ -71,11 +75,6 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_admin(self) -> bool:
         return self.is_staff
-
-    @property
-    def mfa_enabled(self) -> bool:
-        """Whether two-factor is on: a confirmed TOTP device. One indexed query (lists annotate it instead)."""
-        return TOTPDevice.objects.filter(user_id=self.pk, confirmed_at__isnull=False).exists()
 
 
 class AuthSession(models.Model):

@@ -489,12 +489,19 @@ def _recovery_codes_replace(*, user: User) -> list[str]:
     return codes
 
 
+def _mfa_flag(*, user: User, on: bool) -> None:
+    User.objects.filter(pk=user.pk).update(mfa_enabled=on)
+    user.mfa_enabled = on
+    _forget_cached_sessions(user=user)  # a cached session's user would still tell the old state
+
+
 def _mfa_remove(*, user: User) -> bool:
     """Delete the device, the recovery codes and any pending mfa_token. Whether two-factor was on."""
     was_on = TOTPDevice.objects.filter(user=user, confirmed_at__isnull=False).exists()
     TOTPDevice.objects.filter(user=user).delete()
     RecoveryCode.objects.filter(user=user).delete()
     MFAChallenge.objects.filter(user=user).delete()
+    _mfa_flag(user=user, on=False)
     return was_on
 
 
@@ -536,6 +543,7 @@ def mfa_totp_confirm(*, user: User, code: str) -> list[str]:
         )
         if not confirmed:
             raise Conflict("The two-factor setup changed meanwhile; set it up again.")
+        _mfa_flag(user=user, on=True)
         codes = _recovery_codes_replace(user=user)
         security_event_record(user=user, type=SecurityEventType.MFA_ENABLED)
     return codes

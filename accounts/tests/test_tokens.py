@@ -39,7 +39,7 @@ def test_bearer_scheme_is_case_insensitive(user, login):
 
 def test_me_shape(auth_client):
     body = auth_client.get(ME).json()
-    assert set(body) == {"id", "username", "email", "name", "is_admin", "date_joined", "last_login"}
+    assert set(body) == {"id", "username", "email", "name", "is_admin", "date_joined", "last_login", "mfa_enabled"}
     assert body["is_admin"] is False and body["last_login"] is not None
 
 
