@@ -10,7 +10,7 @@ from accounts import services
 from accounts.models import RecoveryCode, SecurityEvent, TOTPDevice
 from conftest import TEST_PASSWORD
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keyring")]
 
 ADMIN_LOGIN = "/admin/login/"
 GENERIC = "and your two-factor code if two-factor authentication is on"

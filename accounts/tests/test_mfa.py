@@ -6,6 +6,7 @@ three TOTP codes, oldest first (`codes`), and recovery codes beyond that.
 """
 
 import base64
+import io
 import logging
 import threading
 import time
@@ -15,15 +16,17 @@ from urllib.parse import parse_qs, urlsplit
 import pyotp
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import AuthSession, MFAChallenge, RecoveryCode, SecurityEvent, TOTPDevice
+from config import crypto
 from conftest import TEST_PASSWORD
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keyring")]
 
 LOGIN = "/api/v1/auth/login"
 LOGIN_MFA = "/api/v1/auth/login/mfa"
@@ -499,3 +502,32 @@ def test_one_mfa_token_guessed_at_once_gets_five_attempts_in_all(user):
 
     assert MFAChallenge.objects.get().attempts == 5
     assert SecurityEvent.objects.filter(user=user, type="mfa_failed").count() == 5  # only 5 codes were looked at
+
+
+# RSA KEY ROTATION
+# ------------------------------------------------------------------------------
+
+
+def test_a_key_rotation_reseals_totp_secrets_before_retiring_the_old_key(auth_client, user, api_client):
+    _, totp, _ = enable(auth_client)
+    old_kid = TOTPDevice.objects.get().kid
+    new_kid = crypto.rotate()
+    out = io.StringIO()
+
+    call_command("reencrypt_provider_keys", stdout=out)
+
+    assert "1 TOTP secret(s)" in out.getvalue() and crypto.keyring().kids == [new_kid] != [old_kid]
+    assert TOTPDevice.objects.get().kid == new_kid
+    assert second_step(api_client, password_step(api_client, user)["mfa_token"], totp[0]).status_code == 200
+
+
+def test_a_secret_whose_key_is_gone_fails_closed_without_a_500(auth_client, user, api_client, caplog):
+    _, totp, recovery = enable(auth_client)
+    TOTPDevice.objects.update(kid="0000000000000000")  # sealed with a key the keyring no longer has
+
+    refused = second_step(api_client, password_step(api_client, user)["mfa_token"], totp[0])
+
+    assert refused.status_code == 401
+    assert "does not open" in caplog.text
+    # The recovery codes (hashes, not sealed) still let the user in, to set two-factor up again.
+    assert second_step(api_client, password_step(api_client, user)["mfa_token"], recovery[0]).status_code == 200
