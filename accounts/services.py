@@ -187,7 +187,6 @@ class MFAChallengeIssued:
 
     mfa_token: str = field(repr=False)
     methods: tuple[str, ...] = mfa.METHODS
-    expires_in: int = int(MFA_TOKEN_LIFETIME.total_seconds())
 
 
 def _refresh_expiry():
