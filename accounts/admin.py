@@ -1,11 +1,62 @@
-"""Admin screens for users, login sessions and security events; actions call the same services as the API."""
+"""Admin screens for users, login sessions and security events; actions call the same services as the API.
 
+The admin's login form is this module's too (`admin.site.login_form`): it counts against the API
+login's throttles and asks staff with two-factor on for their code.
+"""
+
+import math
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import ValidationError
 
 from accounts import services
-from accounts.models import AuthSession, SecurityEvent, User
+from accounts.models import AuthSession, SecurityEvent, TOTPDevice, User
+from accounts.throttling import login_attempt_wait
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin login: throttled like POST /auth/login (the same budgets), and a staff user with two-factor
+    on must give a TOTP or recovery code. A wrong or missing code gets the same message as a wrong password."""
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": (
+            "Please enter the correct %(username)s and password for a staff account, and your two-factor code "
+            "if two-factor authentication is on. Note that the fields may be case-sensitive."
+        ),
+        "throttled": "Too many login attempts. Try again in %(seconds)d seconds.",
+    }
+
+    code = forms.CharField(
+        label="Two-factor code",
+        required=False,
+        max_length=64,
+        help_text="Only if two-factor authentication is on: the app's 6 digits, or a recovery code.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+    def clean(self):
+        # Counted before the password is checked, so that guesses at it are limited too.
+        wait = login_attempt_wait(self.request) if self.request is not None else None
+        if wait is not None:
+            raise ValidationError(
+                self.error_messages["throttled"], code="throttled", params={"seconds": math.ceil(wait)}
+            )
+        return super().clean()
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if not services.mfa_login_code_check(user=user, code=self.cleaned_data.get("code") or "", during="admin_login"):
+            raise self.get_invalid_login_error()
+
+
+# Public attributes of AdminSite: the form above, and Django's login page with the code field added.
+admin.site.login_form = AdminLoginForm
+admin.site.login_template = "admin/accounts/login.html"
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -34,20 +85,37 @@ class UserAdmin(DjangoUserAdmin):
     form = UserEditForm
     add_form = UserCreationForm
     change_password_form = PasswordSetForm
-    list_display = ("username", "email", "email_verified", "name", "is_active", "is_staff", "date_joined", "last_login")
-    list_filter = ("is_active", "is_staff", "is_superuser", "email_verified", "date_joined")
+    list_display = (
+        *("username", "email", "email_verified", "name", "is_active", "is_staff", "mfa_enabled"),
+        *("date_joined", "last_login"),
+    )
+    list_filter = ("is_active", "is_staff", "is_superuser", "email_verified", "mfa_enabled", "date_joined")
     search_fields = ("username", "email", "name")
     ordering = ("-date_joined",)
     # Verification is the owner's proof (a link followed), so an admin sees it but does not set it.
-    readonly_fields = ("date_joined", "last_login", "tokens_valid_after", "email_verified", "pending_email")
+    readonly_fields = (
+        *("date_joined", "last_login", "tokens_valid_after", "email_verified", "pending_email"),
+        "two_factor_state",
+    )
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Profile", {"fields": ("name", "email", "email_verified", "pending_email")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Two-factor", {"fields": ("two_factor_state",)}),
         ("Dates", {"fields": ("date_joined", "last_login", "tokens_valid_after")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),)
-    actions = ["deactivate_and_revoke"]
+    actions = ["deactivate_and_revoke", "reset_two_factor"]
+
+    @admin.display(description="Two-factor authentication")
+    def two_factor_state(self, obj):
+        device = TOTPDevice.objects.filter(user=obj).first() if obj.pk else None
+        if device is None:
+            return "Off"
+        if device.confirmed_at is None:
+            return "Off (set up, never confirmed)"
+        remaining = obj.recovery_codes.filter(used_at__isnull=True).count()
+        return f"On since {device.confirmed_at:%Y-%m-%d %H:%M} UTC; {remaining} unused recovery code(s)"
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -61,6 +129,16 @@ class UserAdmin(DjangoUserAdmin):
             services.user_deactivate(user=user)
         self.message_user(
             request, f"Deactivated {len(queryset)} user(s); their tokens no longer work.", messages.SUCCESS
+        )
+
+    @admin.action(description="Reset two-factor of selected users (remove their authenticator and recovery codes)")
+    def reset_two_factor(self, request, queryset):
+        reset = sum(services.mfa_reset_by_admin(user=user, by=request.user) for user in queryset)
+        self.message_user(
+            request,
+            f"Two-factor reset for {reset} user(s); {len(queryset) - reset} selected had it off. "
+            "They log in with their password alone until they set it up again.",
+            messages.SUCCESS,
         )
 
 

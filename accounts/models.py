@@ -57,6 +57,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
     # Tokens issued before this instant are rejected whatever their session says.
     tokens_valid_after = models.DateTimeField(default=timezone.now)
+    # Two-factor is on (a confirmed TOTPDevice): kept on the row so that login, `me` and the cached session
+    # know it without a query. Written only by accounts.services, in the transaction that confirms or
+    # removes the device.
+    mfa_enabled = models.BooleanField(default=False, editable=False, verbose_name="two-factor")
 
     objects = UserManager()
 
@@ -167,3 +171,68 @@ class SecurityEvent(models.Model):
 
     def __str__(self):
         return f"{self.type} of {self.user_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+# TWO-FACTOR (accounts/mfa.py has the formats, accounts.services the rules)
+# ------------------------------------------------------------------------------
+
+
+class TOTPDevice(models.Model):
+    """A user's TOTP authenticator (RFC 6238); two-factor is on once it is confirmed. The secret is stored sealed."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="totp_device")
+    # The secret's envelope (config.crypto.Sealed), bound to the user by its associated data, so a sealed
+    # secret copied onto another user's row does not open.
+    kid = models.CharField(max_length=32)
+    wrapped_key = models.BinaryField()
+    nonce = models.BinaryField()
+    ciphertext = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+    # Null while set up but not yet confirmed with a first code: two-factor is not on yet.
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # The RFC 6238 time step of the last code accepted: a code of this step or an earlier one is a replay.
+    # Moved forward only by a conditional UPDATE, so two requests with one code cannot both win.
+    last_used_step = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "TOTP device"
+        # Re-sealing after an RSA key rotation finds the rows still wrapped by an older key.
+        indexes = [models.Index(fields=["kid"], name="accounts_totp_kid_idx")]
+
+    def __str__(self):
+        return f"TOTP of {self.user_id} ({'on' if self.confirmed_at else 'pending'})"
+
+
+class RecoveryCode(models.Model):
+    """A single-use two-factor recovery code, by its hash only (accounts.mfa.recovery_code_hash)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes", db_index=False)
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Set once, by a conditional UPDATE: a used code never works again.
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="accounts_recovery_code_unique")]
+
+    def __str__(self):
+        return f"recovery code {self.pk} of {self.user_id}"
+
+
+class MFAChallenge(models.Model):
+    """A password login waiting for its second factor: the mfa_token by its SHA-256 only; short-lived, single use,
+    and dead after a few wrong codes."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="mfa_challenges", db_index=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "MFA login challenge"
+        indexes = [models.Index(fields=["user", "created_at"], name="accounts_mfachallenge_user")]
+
+    def __str__(self):
+        return f"mfa challenge {self.pk} of {self.user_id}"

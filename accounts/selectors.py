@@ -3,7 +3,8 @@
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import AuthSession, SecurityEvent, User
+from accounts import mfa
+from accounts.models import AuthSession, MFAChallenge, SecurityEvent, User
 
 
 def auth_session_active_list(*, user: User) -> QuerySet[AuthSession]:
@@ -25,3 +26,10 @@ def user_by_username(*, username: str) -> User | None:
 def security_event_list(*, user: User) -> QuerySet[SecurityEvent]:
     """The user's own security events, newest first (the (user, -created_at, -id) index)."""
     return SecurityEvent.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def mfa_challenge_user_id(*, mfa_token: str) -> int | None:
+    """Whose pending two-factor login this mfa_token is (live or not), for the per-account throttle; else None."""
+    return (
+        MFAChallenge.objects.filter(token_hash=mfa.mfa_token_hash(mfa_token)).values_list("user_id", flat=True).first()
+    )

@@ -33,11 +33,12 @@ class RegisteredUserSerializer(serializers.ModelSerializer):
 
 class MeSerializer(serializers.ModelSerializer):
     is_admin = serializers.BooleanField(source="is_staff", read_only=True)
+    mfa_enabled = serializers.BooleanField(read_only=True, help_text="Whether two-factor authentication is on.")
 
     class Meta:
         model = User
         fields = ["id", "username", "email", "name", "is_admin", "date_joined", "last_login", "email_verified"]
-        fields += ["pending_email"]
+        fields += ["pending_email", "mfa_enabled"]
         read_only_fields = fields
 
 
@@ -141,8 +142,15 @@ class SecurityEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def _code_field(**kwargs):
+    return serializers.CharField(
+        max_length=64, help_text="A 6-digit TOTP code from the authenticator app, or a recovery code.", **kwargs
+    )
+
+
 class ReauthSerializer(serializers.Serializer):
     password = serializers.CharField(trim_whitespace=False, max_length=4096)
+    code = _code_field(required=False, allow_blank=True)
 
 
 class DetailSerializer(serializers.Serializer):
@@ -162,3 +170,34 @@ class PasswordResetConfirmSerializer(serializers.Serializer):
 class EmailVerifySerializer(serializers.Serializer):
     uid = serializers.CharField(max_length=64)
     token = serializers.CharField(max_length=256)
+
+
+class MFACodeSerializer(serializers.Serializer):
+    code = _code_field()
+
+
+class TOTPSetupSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="Base32; type it into the authenticator app if it cannot scan the URL.")
+    otpauth_url = serializers.CharField(help_text="otpauth://totp/... (RFC 6238, 6 digits, 30 s), for a QR code.")
+
+
+class RecoveryCodesSerializer(serializers.Serializer):
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(), help_text="Ten single-use codes, shown this once: keep them safe."
+    )
+
+
+class MFARequiredSerializer(serializers.Serializer):
+    """What login answers when two-factor is on: no tokens yet."""
+
+    mfa_required = serializers.BooleanField(default=True)
+    mfa_token = serializers.CharField(help_text="Send it with a code to POST /api/v1/auth/login/mfa; 5 minutes, once.")
+    methods = serializers.ListField(child=serializers.ChoiceField(choices=["totp", "recovery_code"]))
+
+    def to_representation(self, challenge):
+        return {"mfa_required": True, "mfa_token": challenge.mfa_token, "methods": list(challenge.methods)}
+
+
+class LoginMFASerializer(serializers.Serializer):
+    mfa_token = serializers.CharField(max_length=200)
+    code = _code_field()

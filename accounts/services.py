@@ -2,7 +2,7 @@
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,18 +13,27 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework_simplejwt.exceptions import TokenError
 
-from accounts import signals
-from accounts.models import AuthSession, RefreshTokenRecord, SecurityEvent, SecurityEventType, User
+from accounts import mfa, signals
+from accounts.models import (
+    AuthSession,
+    MFAChallenge,
+    RecoveryCode,
+    RefreshTokenRecord,
+    SecurityEvent,
+    SecurityEventType,
+    TOTPDevice,
+    User,
+)
 from accounts.tokens import SESSION_CLAIM, SessionAccessToken, SessionRefreshToken, email_verification_token
-from config import celery_app
-from config.errors import AuthenticationError, Conflict, ServiceError
+from config import celery_app, crypto
+from config.errors import AuthenticationError, Conflict, InvalidInput, ServiceError
 from config.requests import current_client
 
 logger = logging.getLogger(__name__)
@@ -51,6 +60,16 @@ class EmailUnverified(ServiceError):
         super().__init__({"detail": EMAIL_UNVERIFIED, "code": "email_unverified"})
 
 
+REAUTH_CODE_MISSING = "Two-factor authentication is on: send your TOTP or recovery code as `code` with the password."
+MFA_CODE_WRONG = "Incorrect two-factor code"
+MFA_TOKEN_INVALID = "The mfa_token is invalid, expired or used up: log in again with your password."
+MFA_USE_LOGIN = (
+    "Two-factor authentication is on for this account: log in with POST /api/v1/auth/login, "
+    "then send the code with the mfa_token to POST /api/v1/auth/login/mfa."
+)
+# The contract's figures (API.md, "Accounts: recovery, verification, two-factor").
+MFA_TOKEN_LIFETIME = timedelta(minutes=5)
+MFA_TOKEN_MAX_ATTEMPTS = 5
 # Names that a security event's detail may never carry: the event log is read by its owner and by admins.
 SECRET_FIELD_WORDS = ("password", "token", "secret", "key", "code", "otp")
 
@@ -504,6 +523,14 @@ class TokenPair:
         return int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
 
 
+@dataclass(frozen=True)
+class MFAChallengeIssued:
+    """The first step of a two-factor login passed: the mfa_token to send back with a code."""
+
+    mfa_token: str = field(repr=False)
+    methods: tuple[str, ...] = mfa.METHODS
+
+
 def _refresh_expiry():
     return timezone.now() + settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
 
@@ -517,10 +544,9 @@ def _issue_tokens(*, session: AuthSession) -> TokenPair:
     return TokenPair(access=refresh.access_token, refresh=refresh)
 
 
-def auth_login(
-    *, username: str, password: str, user_agent: str = "", ip_address: str | None = None, request=None
-) -> TokenPair:
-    """Check the credentials and open a session. One generic error whatever went wrong."""
+def auth_password_check(*, username: str, password: str, request=None) -> User:
+    """The active user whose username (or email) and password these are. One generic 401 whatever went
+    wrong (unknown user, wrong password, inactive user), with the same work done in each case."""
     if len(password) > settings.PASSWORD_MAX_LENGTH:
         raise AuthenticationError(LOGIN_FAILED)
     user = authenticate(request, username=username, password=password)
@@ -532,19 +558,51 @@ def auth_login(
         if request is not None and cache.add(f"verify-on-login:{user.pk}", 1, timeout=VERIFY_ON_LOGIN_SECONDS):
             email_verification_send(user=user, origin=request_origin(request))
         raise EmailUnverified()
-    with transaction.atomic():
-        now = timezone.now()
-        session = AuthSession.objects.create(
-            user=user,
-            created_at=now,
-            last_seen=now,
-            expires_at=_refresh_expiry(),
-            user_agent=user_agent[:512],
-            ip_address=ip_address,
-        )
-        update_last_login(None, user)
-        security_event_record(user=user, type=SecurityEventType.LOGIN, detail={"session": str(session.pk)})
-        return _issue_tokens(session=session)
+    return user
+
+
+@transaction.atomic
+def auth_session_open(
+    *, user: User, user_agent: str = "", ip_address: str | None = None, second_factor: str | None = None
+) -> TokenPair:
+    """Open a session for a user who has proved who they are (the password, and a code when two-factor
+    is on): a `login` event, and the session counts as recently authenticated."""
+    now = timezone.now()
+    session = AuthSession.objects.create(
+        user=user,
+        created_at=now,
+        last_seen=now,
+        authenticated_at=now,
+        expires_at=_refresh_expiry(),
+        user_agent=user_agent[:512],
+        ip_address=ip_address,
+    )
+    update_last_login(None, user)
+    detail = {"session": str(session.pk)}
+    if second_factor:
+        detail["mfa"] = second_factor
+    security_event_record(user=user, type=SecurityEventType.LOGIN, detail=detail)
+    return _issue_tokens(session=session)
+
+
+def auth_login(
+    *,
+    username: str,
+    password: str,
+    user_agent: str = "",
+    ip_address: str | None = None,
+    request=None,
+    allow_second_step: bool = True,
+) -> TokenPair | MFAChallengeIssued:
+    """Check the credentials and open a session; or, when two-factor is on, issue the mfa_token that
+    POST /auth/login/mfa exchanges with a code for the session. `allow_second_step=False` (the OAuth2
+    form, whose clients cannot take a second step) refuses two-factor users with a 401 saying where to go."""
+    user = auth_password_check(username=username, password=password, request=request)
+    if user.mfa_enabled:
+        if not allow_second_step:
+            raise AuthenticationError(MFA_USE_LOGIN)
+        return mfa_challenge_issue(user=user)
+    return auth_session_open(user=user, user_agent=user_agent, ip_address=ip_address)
 
 
 def auth_refresh(*, refresh_token: str) -> TokenPair:
@@ -597,6 +655,8 @@ def auth_sessions_revoke_all(*, user: User, reason: str, except_session_id=None)
     revoked = AuthSession.objects.filter(pk__in=ids, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_reason=reason
     )
+    # A login waiting for its second factor would open a new session: it ends with the others.
+    MFAChallenge.objects.filter(user=user, used_at__isnull=True).delete()
     _forget_cached_sessions(user=user)
     return revoked
 
@@ -640,11 +700,17 @@ def auth_recently_authenticated(*, session: AuthSession) -> bool:
     return session.authenticated_at >= timezone.now() - window
 
 
-def auth_reauth(*, user: User, session_id, password: str) -> None:
+def auth_reauth(*, user: User, session_id, password: str, code: str | None = None) -> None:
     """Prove who you are again, in the calling session: sensitive actions are allowed for the next
-    REAUTH_WINDOW_MINUTES. A wrong password is a 401 (and changes nothing)."""
+    REAUTH_WINDOW_MINUTES. The password, and a TOTP or recovery code when two-factor is on; anything
+    wrong is a 401 (and changes nothing but the code it may have used up)."""
     if len(password) > settings.PASSWORD_MAX_LENGTH or not user.check_password(password):
         raise AuthenticationError(REAUTH_FAILED)
+    if user.mfa_enabled:
+        if not code:
+            raise AuthenticationError(REAUTH_CODE_MISSING)
+        if _mfa_code_use(user=user, code=code, during="reauth") is None:
+            raise AuthenticationError(MFA_CODE_WRONG)
     AuthSession.objects.filter(pk=session_id, user=user).update(authenticated_at=timezone.now())
     _forget_cached(session_ids=[session_id])
 
@@ -662,6 +728,7 @@ def auth_records_prune(*, retention_days: int = 30) -> PruneReport:
     and sessions that ended more than `retention_days` ago (kept that long for audit)."""
     now = timezone.now()
     _, by_model = RefreshTokenRecord.objects.filter(expires_at__lt=now).delete()
+    MFAChallenge.objects.filter(expires_at__lt=now).delete()  # a pending second step is dead after 5 minutes
     cutoff = now - timedelta(days=retention_days)
     ended = AuthSession.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff))
     _, cascaded = ended.delete()
@@ -670,6 +737,273 @@ def auth_records_prune(*, retention_days: int = 30) -> PruneReport:
         refresh_tokens=by_model.get(RefreshTokenRecord._meta.label, 0)
         + cascaded.get(RefreshTokenRecord._meta.label, 0),
     )
+
+
+# TWO-FACTOR: TOTP (RFC 6238), recovery codes, the second step of a login
+# ------------------------------------------------------------------------------
+# The formats are in accounts/mfa.py. A code is "used" by a conditional UPDATE (a TOTP step moves
+# last_used_step forward, a recovery code sets used_at), never by a read then a write, so two requests
+# with the same code cannot both succeed. Failures record an `mfa_failed` event outside any transaction
+# of the caller's, so raising the error afterwards does not roll the event back.
+
+
+@dataclass(frozen=True)
+class TOTPSetup:
+    """What the user copies into an authenticator app; the secret leaves the server this once."""
+
+    secret: str = field(repr=False)
+    otpauth_url: str = field(repr=False)
+
+
+def _totp_associated_data(*, user_id: int) -> bytes:
+    # Binds the sealed secret to its owner: copied onto another user's row, it does not open.
+    return f"gatehouse.totp-secret.v1:{user_id}".encode()
+
+
+def _totp_sealed(device: TOTPDevice) -> crypto.Sealed:
+    return crypto.Sealed(
+        kid=device.kid,
+        wrapped_key=bytes(device.wrapped_key),
+        nonce=bytes(device.nonce),
+        ciphertext=bytes(device.ciphertext),
+    )
+
+
+def _totp_secret(device: TOTPDevice) -> str | None:
+    """The device's secret, or None (logged, never raised) when its RSA key is gone or the row was altered."""
+    try:
+        return crypto.unseal(
+            _totp_sealed(device), associated_data=_totp_associated_data(user_id=device.user_id)
+        ).decode()
+    except crypto.CryptoError as error:
+        logger.error("TOTP secret of user %s does not open: %s", device.user_id, error)
+        return None
+
+
+def _totp_use(*, device: TOTPDevice, code: str) -> bool:
+    secret = _totp_secret(device)
+    step = mfa.totp_matching_step(secret=secret, code=code) if secret else None
+    if step is None:
+        return False
+    # The replay guard: of two uses of one code (or of an older one), only the UPDATE that still
+    # finds last_used_step below this step moves it; the other changes no row.
+    moved = (
+        TOTPDevice.objects.filter(pk=device.pk)
+        .filter(Q(last_used_step__isnull=True) | Q(last_used_step__lt=step))
+        .update(last_used_step=step)
+    )
+    return moved == 1
+
+
+def _recovery_code_use(*, user: User, normalised: str) -> bool:
+    code_hash = mfa.recovery_code_hash(user_id=user.pk, normalised=normalised)
+    used = RecoveryCode.objects.filter(user=user, code_hash=code_hash, used_at__isnull=True).update(
+        used_at=timezone.now()
+    )
+    return used == 1
+
+
+def _mfa_code_use(
+    *, user: User, code: str, during: str, device: TOTPDevice | None = None, recovery: bool = True
+) -> str | None:
+    """Use up one of the user's codes: a TOTP code of the confirmed device (or of `device`, being confirmed)
+    or, if `recovery`, an unused recovery code. Returns which kind it was; None (and an `mfa_failed` event)
+    when it is wrong, used or replayed."""
+    normalised = mfa.normalise(code)
+    kind = mfa.code_kind(normalised)
+    used = False
+    if kind == mfa.TOTP:
+        device = device or TOTPDevice.objects.filter(user=user, confirmed_at__isnull=False).first()
+        used = device is not None and _totp_use(device=device, code=normalised)
+    elif kind == mfa.RECOVERY_CODE and recovery:
+        used = _recovery_code_use(user=user, normalised=normalised)
+    if not used:
+        security_event_record(
+            user=user, type=SecurityEventType.MFA_FAILED, detail={"during": during, "method": kind or "unknown"}
+        )
+        return None
+    return kind
+
+
+def _recovery_codes_replace(*, user: User) -> list[str]:
+    """Ten new recovery codes for the user, the old ones deleted; the plaintexts exist only in the return value."""
+    RecoveryCode.objects.filter(user=user).delete()
+    codes = [mfa.recovery_code_new() for _ in range(mfa.RECOVERY_CODE_COUNT)]
+    RecoveryCode.objects.bulk_create(
+        RecoveryCode(user=user, code_hash=mfa.recovery_code_hash(user_id=user.pk, normalised=mfa.normalise(code)))
+        for code in codes
+    )
+    return codes
+
+
+def _mfa_flag(*, user: User, on: bool) -> None:
+    User.objects.filter(pk=user.pk).update(mfa_enabled=on)
+    user.mfa_enabled = on
+    _forget_cached_sessions(user=user)  # a cached session's user would still tell the old state
+
+
+def _mfa_remove(*, user: User) -> bool:
+    """Delete the device, the recovery codes and any pending mfa_token. Whether two-factor was on."""
+    was_on = TOTPDevice.objects.filter(user=user, confirmed_at__isnull=False).exists()
+    TOTPDevice.objects.filter(user=user).delete()
+    RecoveryCode.objects.filter(user=user).delete()
+    MFAChallenge.objects.filter(user=user).delete()
+    _mfa_flag(user=user, on=False)
+    return was_on
+
+
+@transaction.atomic
+def mfa_totp_setup(*, user: User) -> TOTPSetup:
+    """Start two-factor: a new TOTP secret, sealed at rest, not active until confirmed with a first code.
+    A setup not yet confirmed is replaced; 409 (Conflict) when two-factor is already on."""
+    # Serialises concurrent setups of one user (the device is one-to-one: the second insert would fail).
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    existing = TOTPDevice.objects.filter(user=user).first()
+    if existing is not None and existing.confirmed_at is not None:
+        raise Conflict("Two-factor authentication is already on; turn it off first (DELETE /api/v1/auth/mfa/totp).")
+    if existing is not None:
+        # A new row (a new pk), so that a confirmation racing with this setup cannot confirm the old secret.
+        existing.delete()
+    secret = mfa.totp_secret_new()
+    sealed = crypto.seal(secret.encode(), associated_data=_totp_associated_data(user_id=user.pk))
+    TOTPDevice.objects.create(
+        user=user, kid=sealed.kid, wrapped_key=sealed.wrapped_key, nonce=sealed.nonce, ciphertext=sealed.ciphertext
+    )
+    logger.info("TOTP set up (not yet confirmed) for user %s, sealed with RSA key %s", user.pk, sealed.kid)
+    return TOTPSetup(secret=secret, otpauth_url=mfa.totp_provisioning_uri(secret=secret, account_name=user.username))
+
+
+def mfa_totp_confirm(*, user: User, code: str) -> list[str]:
+    """Turn two-factor on with a first code from the app; returns the ten recovery codes (their only showing).
+    400 for a wrong code or no setup; 409 when it is already on."""
+    device = TOTPDevice.objects.filter(user=user).first()
+    if device is None:
+        raise InvalidInput({"code": ["Set up two-factor first: POST /api/v1/auth/mfa/totp/setup."]})
+    if device.confirmed_at is not None:
+        raise Conflict("Two-factor authentication is already on.")
+    if _mfa_code_use(user=user, code=code, during="confirm", device=device, recovery=False) is None:
+        raise InvalidInput({"code": [MFA_CODE_WRONG]})
+    with transaction.atomic():
+        # By pk: a setup that replaced the device meanwhile made a new row, which this does not confirm.
+        confirmed = TOTPDevice.objects.filter(pk=device.pk, confirmed_at__isnull=True).update(
+            confirmed_at=timezone.now()
+        )
+        if not confirmed:
+            raise Conflict("The two-factor setup changed meanwhile; set it up again.")
+        _mfa_flag(user=user, on=True)
+        codes = _recovery_codes_replace(user=user)
+        security_event_record(user=user, type=SecurityEventType.MFA_ENABLED)
+    return codes
+
+
+def _require_mfa_code(*, user: User, code: str, during: str) -> str:
+    if not user.mfa_enabled:
+        raise InvalidInput({"code": ["Two-factor authentication is not on."]})
+    kind = _mfa_code_use(user=user, code=code, during=during)
+    if kind is None:
+        raise InvalidInput({"code": [MFA_CODE_WRONG]})
+    return kind
+
+
+def mfa_totp_disable(*, user: User, code: str) -> None:
+    """Turn two-factor off, with a TOTP or a recovery code (the caller checks the recent authentication)."""
+    _require_mfa_code(user=user, code=code, during="disable")
+    with transaction.atomic():
+        _mfa_remove(user=user)
+        security_event_record(user=user, type=SecurityEventType.MFA_DISABLED)
+
+
+def mfa_recovery_codes_regenerate(*, user: User, code: str) -> list[str]:
+    """Ten new recovery codes, with a TOTP or a recovery code; the old ones stop working."""
+    _require_mfa_code(user=user, code=code, during="recovery_codes")
+    with transaction.atomic():
+        codes = _recovery_codes_replace(user=user)
+        # No event type of its own in the contract: recorded as a change of the two-factor setup.
+        security_event_record(
+            user=user, type=SecurityEventType.MFA_ENABLED, detail={"change": "recovery_codes_regenerated"}
+        )
+    return codes
+
+
+@transaction.atomic
+def mfa_reset_by_admin(*, user: User, by: User) -> bool:
+    """An admin turns a user's two-factor off (a lost phone and lost codes): an `admin_change` event.
+    Returns whether it was on; resetting a user without two-factor changes and records nothing."""
+    was_on = _mfa_remove(user=user)
+    if was_on:
+        security_event_record(
+            user=user, type=SecurityEventType.ADMIN_CHANGE, detail={"change": "mfa_reset", "by": by.username}
+        )
+        logger.info("Two-factor of user %s reset by admin %s", user.pk, by.pk)
+    return was_on
+
+
+def mfa_login_code_check(*, user: User, code: str, during: str) -> bool:
+    """For a login that takes the password and the code at once (the admin's form): whether a user whose
+    password was right may go on: two-factor is off, or `code` is one of theirs (and is now used up)."""
+    if not user.mfa_enabled:
+        return True
+    return bool(code) and _mfa_code_use(user=user, code=code, during=during) is not None
+
+
+def mfa_challenge_issue(*, user: User) -> MFAChallengeIssued:
+    """The mfa_token of a login whose password was right, for POST /auth/login/mfa; only its hash is stored."""
+    token = mfa.mfa_token_new()
+    now = timezone.now()
+    MFAChallenge.objects.create(
+        token_hash=mfa.mfa_token_hash(token), user=user, created_at=now, expires_at=now + MFA_TOKEN_LIFETIME
+    )
+    return MFAChallengeIssued(mfa_token=token)
+
+
+def auth_login_mfa(*, mfa_token: str, code: str, user_agent: str = "", ip_address: str | None = None) -> TokenPair:
+    """The second step of a two-factor login: the mfa_token and a TOTP or recovery code open the session.
+
+    The token lives MFA_TOKEN_LIFETIME, works once, and dies after MFA_TOKEN_MAX_ATTEMPTS wrong codes:
+    each attempt is counted by a conditional UPDATE before the code is looked at, so even concurrent
+    guesses get that many in all. 401 for anything wrong."""
+    challenge = MFAChallenge.objects.select_related("user").filter(token_hash=mfa.mfa_token_hash(mfa_token)).first()
+    if challenge is None:
+        raise AuthenticationError(MFA_TOKEN_INVALID)
+    now = timezone.now()
+    counted = MFAChallenge.objects.filter(
+        pk=challenge.pk, used_at__isnull=True, expires_at__gt=now, attempts__lt=MFA_TOKEN_MAX_ATTEMPTS
+    ).update(attempts=F("attempts") + 1)
+    user = challenge.user
+    # A deactivation or a logout-all after the password step also ends the pending login.
+    if not counted or not user.is_active or challenge.created_at < user.tokens_valid_after:
+        raise AuthenticationError(MFA_TOKEN_INVALID)
+    kind = _mfa_code_use(user=user, code=code, during="login")
+    if kind is None:
+        raise AuthenticationError(MFA_CODE_WRONG)
+    consumed = MFAChallenge.objects.filter(pk=challenge.pk, used_at__isnull=True).update(used_at=timezone.now())
+    if not consumed:  # a concurrent request with the same token and another valid code won
+        raise AuthenticationError(MFA_TOKEN_INVALID)
+    return auth_session_open(user=user, user_agent=user_agent, ip_address=ip_address, second_factor=kind)
+
+
+def mfa_totp_reencrypt() -> int:
+    """Re-seal every TOTP secret not wrapped by the current RSA key (after `manage.py rotate_rsa_key`);
+    returns how many moved. A row that does not open keeps its kid (see mfa_totp_kids_in_use)."""
+    current = crypto.keyring().current.kid
+    moved = 0
+    for device_id in TOTPDevice.objects.exclude(kid=current).values_list("pk", flat=True):
+        with transaction.atomic():
+            device = TOTPDevice.objects.select_for_update().filter(pk=device_id).first()
+            secret = _totp_secret(device) if device is not None else None
+            if secret is None:
+                continue
+            sealed = crypto.seal(secret.encode(), associated_data=_totp_associated_data(user_id=device.user_id))
+            TOTPDevice.objects.filter(pk=device.pk).update(
+                kid=sealed.kid, wrapped_key=sealed.wrapped_key, nonce=sealed.nonce, ciphertext=sealed.ciphertext
+            )
+            moved += 1
+    return moved
+
+
+def mfa_totp_kids_in_use() -> set[str]:
+    """The RSA key ids that stored TOTP secrets are sealed with (they must stay in the keyring)."""
+    return set(TOTPDevice.objects.values_list("kid", flat=True).distinct())
 
 
 # AUTHENTICATING A REQUEST

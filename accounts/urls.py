@@ -23,5 +23,10 @@ urlpatterns = [
     path("auth/password/reset/confirm", views.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
     path("auth/email/verify", views.EmailVerifyView.as_view(), name="email-verify"),
     path("auth/email/verify/resend", views.EmailVerifyResendView.as_view(), name="email-verify-resend"),
+    path("auth/login/mfa", views.LoginMFAView.as_view(), name="login-mfa"),
+    path("auth/mfa/totp/setup", views.TOTPSetupView.as_view(), name="mfa-totp-setup"),
+    path("auth/mfa/totp/confirm", views.TOTPConfirmView.as_view(), name="mfa-totp-confirm"),
+    path("auth/mfa/totp", views.TOTPView.as_view(), name="mfa-totp"),
+    path("auth/mfa/recovery-codes", views.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
     *router.urls,
 ]

@@ -2,7 +2,7 @@
 
 import uuid
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -16,24 +16,35 @@ from accounts.serializers import (
     AdminUserUpdateSerializer,
     DetailSerializer,
     EmailVerifySerializer,
+    LoginMFASerializer,
     LoginSerializer,
     LogoutSerializer,
     MeSerializer,
     MeUpdateSerializer,
+    MFACodeSerializer,
+    MFARequiredSerializer,
     OAuth2PasswordSerializer,
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetRequestSerializer,
     ReauthSerializer,
+    RecoveryCodesSerializer,
     RefreshSerializer,
     RegisteredUserSerializer,
     RegisterSerializer,
     SecurityEventSerializer,
     SessionSerializer,
     TokenPairSerializer,
+    TOTPSetupSerializer,
     ValidateResponseSerializer,
 )
-from accounts.throttling import AccountRateThrottle, AddressRateThrottle, EmailRateThrottle, UsernameRateThrottle
+from accounts.throttling import (
+    AccountRateThrottle,
+    AddressRateThrottle,
+    EmailRateThrottle,
+    MFAAccountRateThrottle,
+    UsernameRateThrottle,
+)
 from accounts.tokens import SessionAccessToken
 from config.parsers import SafeJSONParser
 from config.requests import client_ip
@@ -69,26 +80,40 @@ class RegisterView(_CredentialEndpoint):
         return Response(RegisteredUserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-def _login(request, *, username: str, password: str) -> Response:
-    pair = services.auth_login(
-        username=username,
-        password=password,
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        ip_address=client_ip(request),
-        request=request,
+# Responses that carry a secret (a TOTP secret, recovery codes) must not be kept by any cache.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _client(request) -> dict:
+    return {"user_agent": request.META.get("HTTP_USER_AGENT", ""), "ip_address": client_ip(request)}
+
+
+def _login(request, *, username: str, password: str, allow_second_step: bool = True) -> Response:
+    outcome = services.auth_login(
+        username=username, password=password, request=request, allow_second_step=allow_second_step, **_client(request)
     )
-    return Response(TokenPairSerializer(pair).data)
+    if isinstance(outcome, services.MFAChallengeIssued):
+        return Response(MFARequiredSerializer(outcome).data, headers=NO_STORE)
+    return Response(TokenPairSerializer(outcome).data)
 
 
 @extend_schema(tags=AUTH_TAG)
 class LoginView(_CredentialEndpoint):
-    """Log in with a username (or email) and password; JSON or form-encoded."""
+    """Log in with a username (or email) and password; JSON or form-encoded. When two-factor is on, the answer
+    is an mfa_token (no tokens yet) for POST /auth/login/mfa."""
 
     throttle_scope = "login"
 
     @extend_schema(
         request=LoginSerializer,
-        responses={200: TokenPairSerializer, 401: OpenApiResponse(description="Incorrect username or password")},
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="LoginResponse",
+                serializers=[TokenPairSerializer, MFARequiredSerializer],
+                resource_type_field_name=None,
+            ),
+            401: OpenApiResponse(description="Incorrect username or password"),
+        },
         auth=[],
     )
     def post(self, request):
@@ -97,7 +122,8 @@ class LoginView(_CredentialEndpoint):
 
 @extend_schema(tags=AUTH_TAG)
 class OAuth2TokenView(_CredentialEndpoint):
-    """OAuth2 password grant (form-encoded), as used by Swagger UI's Authorize dialog."""
+    """OAuth2 password grant (form-encoded), as used by Swagger UI's Authorize dialog. Accounts with two-factor
+    on get a 401 telling them to use POST /auth/login (the grant has no second step)."""
 
     throttle_scope = "login"
     parser_classes = [FormParser, MultiPartParser, SafeJSONParser]
@@ -109,7 +135,27 @@ class OAuth2TokenView(_CredentialEndpoint):
     )
     def post(self, request):
         form = validated(OAuth2PasswordSerializer, request.data)
-        return _login(request, username=form["username"], password=form["password"])
+        return _login(request, username=form["username"], password=form["password"], allow_second_step=False)
+
+
+@extend_schema(tags=AUTH_TAG)
+class LoginMFAView(PublicAPIView):
+    """The second step of a two-factor login: the mfa_token from POST /auth/login and a TOTP or recovery code."""
+
+    throttle_classes = [AddressRateThrottle, MFAAccountRateThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(
+        request=LoginMFASerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: OpenApiResponse(description="Wrong code, or the mfa_token is invalid, expired or used up"),
+        },
+        auth=[],
+    )
+    def post(self, request):
+        pair = services.auth_login_mfa(**validated(LoginMFASerializer, request.data), **_client(request))
+        return Response(TokenPairSerializer(pair).data)
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -329,11 +375,87 @@ class ReauthView(_SessionAction):
     this session for the next REAUTH_WINDOW_MINUTES. A login counts as one too."""
 
     input_serializer_class = ReauthSerializer
-    throttle_classes = [AddressRateThrottle]
     throttle_scope = "login"
 
-    def act(self, request, password):
-        services.auth_reauth(user=request.user, session_id=request.auth.session_id, password=password)
+    throttle_classes = [AddressRateThrottle, MFAAccountRateThrottle]
+
+    def act(self, request, password, code=""):
+        services.auth_reauth(user=request.user, session_id=request.auth.session_id, password=password, code=code)
+
+
+# TWO-FACTOR
+# ------------------------------------------------------------------------------
+
+
+class _MFAEndpoint(APIView):
+    """The caller's two-factor setup: JWT only; the endpoints that take a code share the per-account code budget."""
+
+    permission_classes = [IsAuthenticated, HasJWT]
+    throttle_classes = [MFAAccountRateThrottle]
+
+
+@extend_schema(tags=AUTH_TAG)
+class TOTPSetupView(_MFAEndpoint):
+    """Start two-factor: a new TOTP secret for the authenticator app; not on until confirmed with a code."""
+
+    @extend_schema(
+        request=None,
+        responses={200: TOTPSetupSerializer, 409: OpenApiResponse(description="Two-factor is already on")},
+    )
+    def post(self, request):
+        setup = services.mfa_totp_setup(user=request.user)
+        return Response(TOTPSetupSerializer(setup).data, headers=NO_STORE)
+
+
+@extend_schema(tags=AUTH_TAG)
+class TOTPConfirmView(_MFAEndpoint):
+    """Turn two-factor on with a first code; answers the ten recovery codes, shown this once."""
+
+    @extend_schema(
+        request=MFACodeSerializer,
+        responses={
+            200: RecoveryCodesSerializer,
+            400: OpenApiResponse(description="Wrong code, or no setup to confirm"),
+            409: OpenApiResponse(description="Two-factor is already on"),
+        },
+    )
+    def post(self, request):
+        codes = services.mfa_totp_confirm(user=request.user, **validated(MFACodeSerializer, request.data))
+        return Response(RecoveryCodesSerializer({"recovery_codes": codes}).data, headers=NO_STORE)
+
+
+@extend_schema(tags=AUTH_TAG)
+class TOTPView(_MFAEndpoint):
+    """Turn two-factor off with a TOTP or recovery code; needs a recent authentication."""
+
+    permission_classes = [IsAuthenticated, HasJWT, RecentAuthentication]
+
+    @extend_schema(
+        request=MFACodeSerializer,
+        responses={204: None, 400: OpenApiResponse(description="Wrong code, or two-factor is not on")},
+    )
+    def delete(self, request):
+        services.mfa_totp_disable(user=request.user, **validated(MFACodeSerializer, request.data))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=AUTH_TAG)
+class RecoveryCodesView(_MFAEndpoint):
+    """Ten new recovery codes (the old ones stop working), with a TOTP or recovery code; needs a recent
+    authentication."""
+
+    permission_classes = [IsAuthenticated, HasJWT, RecentAuthentication]
+
+    @extend_schema(
+        request=MFACodeSerializer,
+        responses={
+            200: RecoveryCodesSerializer,
+            400: OpenApiResponse(description="Wrong code, or two-factor is not on"),
+        },
+    )
+    def post(self, request):
+        codes = services.mfa_recovery_codes_regenerate(user=request.user, **validated(MFACodeSerializer, request.data))
+        return Response(RecoveryCodesSerializer({"recovery_codes": codes}).data, headers=NO_STORE)
 
 
 @extend_schema(tags=["users"])

@@ -41,7 +41,7 @@ def test_me_shape(auth_client):
     body = auth_client.get(ME).json()
     assert set(body) == {
         *("id", "username", "email", "name", "is_admin", "date_joined", "last_login"),
-        *("email_verified", "pending_email"),
+        *("email_verified", "pending_email", "mfa_enabled"),
     }
     assert body["is_admin"] is False and body["last_login"] is not None
 

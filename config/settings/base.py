@@ -294,6 +294,9 @@ REST_FRAMEWORK = {
         "password_reset_address": env("THROTTLE_PASSWORD_RESET_ADDRESS_RATE", default="10/hour"),
         "password_reset_email": env("THROTTLE_PASSWORD_RESET_EMAIL_RATE", default="3/hour"),
         "verify_resend_user": env("THROTTLE_VERIFY_RESEND_RATE", default="3/hour"),
+        # Two-factor codes tried against one account, at any endpoint that takes one, on top of the
+        # 5 attempts per mfa_token: with 3 valid codes of 10**6 at a time, 20/hour leaves a guesser ~0.15% a day.
+        "mfa_account": env("THROTTLE_MFA_RATE", default="20/hour"),
     },
 }
 

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts import services as account_services
 from config import crypto
 from tasks import services
 
@@ -26,12 +27,15 @@ class Command(BaseCommand):
         try:
             ring = crypto.keyring()
             moved = services.provider_keys_reencrypt()
+            moved_totp = account_services.mfa_totp_reencrypt()
         except (crypto.CryptoError, OSError) as error:
             raise CommandError(str(error)) from None
         current = ring.current.kid
-        self.stdout.write(f"Re-encrypted {moved} provider key(s) with RSA key {current}.")
-        # Issue 13 seals TOTP secrets with the same keyring: their kids must join this set before it retires keys.
-        in_use = services.provider_key_kids_in_use() - {current}
+        self.stdout.write(
+            f"Re-encrypted {moved} provider key(s) and {moved_totp} TOTP secret(s) with RSA key {current}."
+        )
+        # TOTP secrets (accounts) are sealed with the same keyring: a key either still needs stays.
+        in_use = (services.provider_key_kids_in_use() | account_services.mfa_totp_kids_in_use()) - {current}
         older = [kid for kid in crypto.keyring().kids if kid != current]
         if keep_old:
             self.stdout.write(f"Kept {len(older)} older RSA key(s) in the keyring (--keep-old).")
