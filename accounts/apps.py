@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self):
-        from accounts import schema  # noqa: F401  (registers the OpenAPI security schemes)
+        from accounts import checks, schema  # noqa: F401  (registers the system checks and the OpenAPI security schemes)

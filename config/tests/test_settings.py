@@ -44,13 +44,21 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
 
 
 def test_production_check_deploy_is_clean_and_keeps_connections(tmp_path):
-    # A keyring every replica reads: the default one generated in var/ is per machine (tasks.W001).
+    # A keyring every replica reads: the default one generated in var/ is per machine (tasks.W001); and a mail
+    # server: the console backend would write reset links into the logs (accounts.W001).
     keyring = str(tmp_path / "secrets" / "rsa_private_key.pem")
-    env = {**PRODUCTION, "SECRET_KEY": secrets.token_urlsafe(50), "RSA_PRIVATE_KEY_FILE": keyring}
+    env = {
+        **PRODUCTION,
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "RSA_PRIVATE_KEY_FILE": keyring,
+        "EMAIL_URL": "smtp+tls://mailer:secret@mail.example.com:587",
+    }
     result = manage("check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path, **env)
     assert result.returncode == 0, result.stdout + result.stderr
     per_machine = {key: value for key, value in env.items() if key != "RSA_PRIVATE_KEY_FILE"}
     assert "tasks.W001" in manage("check", tmp_path=tmp_path, **per_machine).stderr
+    console_mail = {key: value for key, value in env.items() if key != "EMAIL_URL"}
+    assert "accounts.W001" in manage("check", tmp_path=tmp_path, **console_mail).stderr
     shown = run_django(
         "from django.conf import settings as s; d = s.DATABASES['default']; "
         "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])",
