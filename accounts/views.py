@@ -375,9 +375,10 @@ class ReauthView(_SessionAction):
     this session for the next REAUTH_WINDOW_MINUTES. A login counts as one too."""
 
     input_serializer_class = ReauthSerializer
+    # Per address as a login, and per account (a stolen access token must not buy unlimited password
+    # guesses from many addresses): "login_user", THROTTLE_LOGIN_USERNAME_RATE's budget.
     throttle_scope = "login"
-
-    throttle_classes = [AddressRateThrottle, MFAAccountRateThrottle]
+    throttle_classes = [AddressRateThrottle, AccountRateThrottle, MFAAccountRateThrottle]
 
     def act(self, request, password, code=""):
         services.auth_reauth(user=request.user, session_id=request.auth.session_id, password=password, code=code)

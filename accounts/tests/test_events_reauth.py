@@ -122,3 +122,17 @@ def test_reauth_needs_a_jwt(auth_client):
     key = auth_client.post(API_KEYS, {"name": "k"}, format="json").json()["api_key"]
     response = x_api_key(key).post(REAUTH, {"password": TEST_PASSWORD}, format="json")
     assert response.status_code == 403
+
+
+def test_reauth_password_guesses_are_limited_per_account(auth_client, client_for, user, login, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_user": "3/min"},
+    }
+    cache.clear()
+    for _ in range(3):
+        assert auth_client.post(REAUTH, {"password": "guess"}, format="json").status_code == 401
+    # Another session of the same account, from the same or another address, shares the budget.
+    other = client_for(login(user).access)
+    response = other.post(REAUTH, {"password": TEST_PASSWORD}, format="json", REMOTE_ADDR="198.51.100.9")
+    assert response.status_code == 429 and "Retry-After" in response.headers

@@ -287,6 +287,8 @@ REST_FRAMEWORK = {
         # Login and the OAuth2 token endpoint share these (accounts/throttling.py).
         "login_address": env("THROTTLE_LOGIN_ADDRESS_RATE", default="30/min"),
         "login_username": env("THROTTLE_LOGIN_USERNAME_RATE", default="10/min"),
+        # POST /auth/reauth per account: as many password tries as a login per username.
+        "login_user": env("THROTTLE_LOGIN_USERNAME_RATE", default="10/min"),
         "register_address": env("THROTTLE_REGISTER_ADDRESS_RATE", default="20/hour"),
         "register_username": env("THROTTLE_REGISTER_USERNAME_RATE", default="5/hour"),
         "refresh_address": env("THROTTLE_REFRESH_ADDRESS_RATE", default="60/min"),
