@@ -1,7 +1,7 @@
 """Permission classes of the accounts app."""
 
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import BasePermission, IsAuthenticated
 
 from accounts import services
 from accounts.tokens import SessionAccessToken
@@ -59,3 +59,15 @@ class RecentAuthentication(BasePermission):
         if not services.auth_recently_authenticated(session=session):
             raise ReauthRequired()
         return True
+
+
+class CredentialPermissionsMixin:
+    """For a viewset of the caller's credentials (API keys, provider keys): listing needs any sign-in,
+    deleting a JWT, and creating one a JWT with a recent authentication (a key cannot mint keys)."""
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [IsAuthenticated(), HasJWT(), RecentAuthentication()]
+        if self.action == "destroy":
+            return [IsAuthenticated(), HasJWT()]
+        return [IsAuthenticated()]

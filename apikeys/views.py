@@ -2,10 +2,9 @@
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.permissions import HasJWT, RecentAuthentication
+from accounts.permissions import CredentialPermissionsMixin
 from apikeys import selectors, services
 from apikeys.serializers import APIKeyCreatedSerializer, APIKeyCreateSerializer, APIKeySerializer
 from config.viewsets import NEEDS_JWT, NOT_FOUND, APIViewSet, validated
@@ -16,17 +15,10 @@ from config.viewsets import NEEDS_JWT, NOT_FOUND, APIViewSet, validated
     list=extend_schema(summary="List your API keys (never the keys themselves)"),
     retrieve=extend_schema(summary="One of your API keys", responses={200: APIKeySerializer, 404: NOT_FOUND}),
 )
-class APIKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
+class APIKeyViewSet(CredentialPermissionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
     """The caller's API keys. Creating and revoking need a JWT from a password login: a key cannot mint keys."""
 
     serializer_class = APIKeySerializer
-
-    def get_permissions(self):
-        if self.action == "create":  # a new credential: a recent password (login or reauth) too
-            return [IsAuthenticated(), HasJWT(), RecentAuthentication()]
-        if self.action == "destroy":
-            return [IsAuthenticated(), HasJWT()]
-        return [IsAuthenticated()]
 
     def caller_queryset(self, user, **filters):
         return selectors.api_key_list(user=user)

@@ -3,10 +3,9 @@
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.permissions import HasJWT, RecentAuthentication
+from accounts.permissions import CredentialPermissionsMixin
 from config.viewsets import NEEDS_JWT, NOT_FOUND, APIViewSet, validated
 from tasks import selectors, services
 from tasks.serializers import (
@@ -104,17 +103,10 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
 @extend_schema_view(
     list=extend_schema(summary="List your provider keys (never the keys themselves)"),
 )
-class ProviderKeyViewSet(mixins.ListModelMixin, APIViewSet):
+class ProviderKeyViewSet(CredentialPermissionsMixin, mixins.ListModelMixin, APIViewSet):
     """Your API keys for language-model providers, used by your agent runs. Storing and deleting need a JWT."""
 
     serializer_class = ProviderKeySerializer
-
-    def get_permissions(self):
-        if self.action == "create":  # a new credential: a recent password (login or reauth) too
-            return [IsAuthenticated(), HasJWT(), RecentAuthentication()]
-        if self.action == "destroy":
-            return [IsAuthenticated(), HasJWT()]
-        return [IsAuthenticated()]
 
     def caller_queryset(self, user, **filters):
         return selectors.provider_key_list(owner=user)
