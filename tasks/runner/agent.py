@@ -265,13 +265,7 @@ class AgentLoop:
         task = self._task_text()
         self._add(UserTurn(text=task + render_observation(observation), image_jpeg=observation.screenshot), task)
         actions = invalid_in_row = 0
-        while True:
-            if session.cancel_event.is_set():
-                session._stop_cancelled(len(session.history))
-                return
-            if actions >= self.options.max_steps:
-                session.error = f"The agent did not call done within max_steps ({self.options.max_steps} actions)."
-                return
+        while not self._stopped(session, actions):
             reply = self._ask(session, client, deadline)
             if reply is None:
                 return
@@ -290,24 +284,43 @@ class AgentLoop:
                 self._finish(session, page, decision)
                 return
             actions += 1
-            index = session.add_step(decision.step, reason=decision.reason)
-            outcome = session.run_step(page, index)
-            record = session.history[index]
-            if outcome == CANCELLED:
+            observation = self._act(session, page, decision, reply)
+            if observation is None:
                 return
-            if outcome == STEP_FATAL:
-                session.error = f"Step {index + 1} ({record.action}) failed: {record.error}"
-                return
-            if record.status != OK:
-                record.in_replay = False  # the model goes on from here: the replay skips the attempt
-            observation = self._observe(session, page)
-            status = f"Done: {record.action}." if record.status == OK else f"The action failed: {record.error}"
-            results = (ToolResult(call_id=decision.call.id, content=status, is_error=record.status != OK),)
-            page_text = render_observation(observation)
-            turn = ToolResultTurn(
-                results=results + _others_ignored(reply), text=page_text, image_jpeg=observation.screenshot
-            )
-            self._add(turn, "")
+
+    def _stopped(self, session, actions: int) -> bool:
+        """Whether the run ends before the next model call: cancelled, or max_steps spent without done."""
+        if session.cancel_event.is_set():
+            session._stop_cancelled(len(session.history))
+            return True
+        if actions >= self.options.max_steps:
+            session.error = f"The agent did not call done within max_steps ({self.options.max_steps} actions)."
+            return True
+        return False
+
+    def _act(self, session, page, decision: Decision, reply: ModelReply) -> Observation | None:
+        """Carry the decided step out as an ordinary step, and tell the model how it went with the page after
+        it; None when the run cannot go on (cancelled, or a blocked navigation or a broken browser)."""
+        index = session.add_step(decision.step, reason=decision.reason)
+        outcome = session.run_step(page, index)
+        record = session.history[index]
+        if outcome == CANCELLED:
+            return None
+        if outcome == STEP_FATAL:
+            session.error = f"Step {index + 1} ({record.action}) failed: {record.error}"
+            return None
+        if record.status != OK:
+            record.in_replay = False  # the model goes on from here: the replay skips the attempt
+        observation = self._observe(session, page)
+        status = f"Done: {record.action}." if record.status == OK else f"The action failed: {record.error}"
+        results = (ToolResult(call_id=decision.call.id, content=status, is_error=record.status != OK),)
+        turn = ToolResultTurn(
+            results=results + _others_ignored(reply),
+            text=render_observation(observation),
+            image_jpeg=observation.screenshot,
+        )
+        self._add(turn, "")
+        return observation
 
     def _ask(self, session, client: ModelClient, deadline: float) -> ModelReply | None:
         """One model call; None when the run stopped (cancelled, or the provider failed: ``error`` says why)."""
