@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -207,7 +208,7 @@ def user_update(*, user: User, name=None, email=None, is_active=None, is_staff=N
     if is_active is False:
         auth_sessions_revoke_all(user=user, reason="deactivated")
     else:
-        _forget_cached_sessions(user=user)
+        _forget_cached_sessions(user_id=user.pk)
     return user
 
 
@@ -445,7 +446,7 @@ def _email_claim(*, user: User, address: str, quiet: bool = False) -> bool:
         try:
             with transaction.atomic():
                 user.save(update_fields=["email", "pending_email", "email_verified", "email_claimed"])
-            _forget_cached_sessions(user=user)  # cached sessions carry the user row
+            _forget_cached_sessions(user_id=user.pk)  # cached sessions carry the user row
             return True
         except IntegrityError:
             user.refresh_from_db(fields=["email", "pending_email", "email_verified", "email_claimed"])
@@ -489,12 +490,12 @@ def email_change_request(*, user: User, email: str, origin: str) -> User:
         if user.pending_email:  # changed their mind: keep the current address
             user.pending_email = ""
             user.save(update_fields=["pending_email"])
-            _forget_cached_sessions(user=user)
+            _forget_cached_sessions(user_id=user.pk)
         return user
     _ensure_identity_free(email=email, exclude_id=user.pk)
     user.pending_email = email
     user.save(update_fields=["pending_email"])
-    _forget_cached_sessions(user=user)  # cached sessions carry the user row
+    _forget_cached_sessions(user_id=user.pk)  # cached sessions carry the user row
     email_verification_send(user=user, origin=origin)
     return user
 
@@ -642,7 +643,7 @@ def auth_session_revoke(*, session: AuthSession, reason: str = "revoked") -> Aut
         AuthSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(
             revoked_at=session.revoked_at, revoked_reason=reason
         )
-    _forget_cached(session_ids=[session.pk])
+    _forget_cached_sessions(user_id=session.user_id)
     return session
 
 
@@ -657,7 +658,7 @@ def auth_sessions_revoke_all(*, user: User, reason: str, except_session_id=None)
     )
     # A login waiting for its second factor would open a new session: it ends with the others.
     MFAChallenge.objects.filter(user=user, used_at__isnull=True).delete()
-    _forget_cached_sessions(user=user)
+    _forget_cached_sessions(user_id=user.pk)
     return revoked
 
 
@@ -712,7 +713,7 @@ def auth_reauth(*, user: User, session_id, password: str, code: str | None = Non
         if _mfa_code_use(user=user, code=code, during="reauth") is None:
             raise AuthenticationError(MFA_CODE_WRONG)
     AuthSession.objects.filter(pk=session_id, user=user).update(authenticated_at=timezone.now())
-    _forget_cached(session_ids=[session_id])
+    _forget_cached_sessions(user_id=user.pk)
 
 
 @dataclass(frozen=True)
@@ -839,7 +840,7 @@ def _recovery_codes_replace(*, user: User) -> list[str]:
 def _mfa_flag(*, user: User, on: bool) -> None:
     User.objects.filter(pk=user.pk).update(mfa_enabled=on)
     user.mfa_enabled = on
-    _forget_cached_sessions(user=user)  # a cached session's user would still tell the old state
+    _forget_cached_sessions(user_id=user.pk)  # a cached session's user would still tell the old state
 
 
 def _mfa_remove(*, user: User) -> bool:
@@ -1010,28 +1011,40 @@ def mfa_totp_kids_in_use() -> set[str]:
 # ------------------------------------------------------------------------------
 
 
+# The cache holds (auth version, session) entries, the session joined to its user. Every change that can
+# revoke a user's tokens or change what they may do (a revocation, any save or deletion of the user row)
+# moves the user's auth version to a value never used before, at once and again after the commit; an entry
+# counts only while the version it was read under is current. A request reads the version in the same
+# round trip as the entry, so before it reads the row: if the change commits after that read, the entry it
+# writes is dead on arrival, and a stale read can never bring a revoked session (or a demoted admin) back.
+# A version that expired or was evicted only costs a cold read: versions are random, never reused.
+AUTH_VERSION_SECONDS = 24 * 3600
+
+
 def _session_cache_key(session_id) -> str:
     return f"authsession:{session_id}"
 
 
-def _forget_cached(*, session_ids) -> None:
-    """Drop cached sessions now, and again once the change is committed: a concurrent
-    request may cache the pre-change row in between."""
-    keys = [_session_cache_key(pk) for pk in session_ids]
-    if keys and settings.AUTH_SESSION_CACHE_SECONDS:
-        cache.delete_many(keys)
-        transaction.on_commit(lambda: cache.delete_many(keys))
+def _auth_version_key(user_id) -> str:
+    return f"authversion:{user_id}"
 
 
-def _forget_cached_sessions(*, user: User) -> None:
-    ttl = settings.AUTH_SESSION_CACHE_SECONDS
-    if ttl:
-        # Only sessions alive within the cache lifetime can have an entry.
-        recent = timezone.now() - timedelta(seconds=ttl)
-        sessions = AuthSession.objects.filter(user=user, expires_at__gt=recent).filter(
-            Q(revoked_at__isnull=True) | Q(revoked_at__gt=recent)
-        )
-        _forget_cached(session_ids=list(sessions.values_list("pk", flat=True)))
+def _auth_version_bump(user_id) -> None:
+    cache.set(_auth_version_key(user_id), uuid.uuid4().hex, AUTH_VERSION_SECONDS)
+
+
+def _forget_cached_sessions(*, user_id) -> None:
+    """Make every cached session of the user stale, now and again once the change is committed (a request
+    that reads the row in between reads the first new version with it, which the second one outdates)."""
+    if settings.AUTH_SESSION_CACHE_SECONDS:
+        _auth_version_bump(user_id)
+        transaction.on_commit(lambda: _auth_version_bump(user_id))
+
+
+def user_row_changed(sender, instance, **kwargs) -> None:
+    """post_save and post_delete receiver for User (accounts/apps.py): whatever saves or deletes a user (the
+    Django admin, the shell, a service) outdates the copies of the row in cached sessions."""
+    _forget_cached_sessions(user_id=instance.pk)
 
 
 def _session_is_valid(*, session: AuthSession, token) -> bool:
@@ -1047,22 +1060,36 @@ def _session_is_valid(*, session: AuthSession, token) -> bool:
     )
 
 
-def _load_session(session_id: str) -> AuthSession | None:
-    """The session joined to its user: one indexed query, or none when cached."""
-    key = _session_cache_key(session_id)
+def _session_query(session_id) -> AuthSession | None:
+    try:
+        return AuthSession.objects.select_related("user").filter(pk=session_id).first()
+    except ValidationError:  # not a UUID
+        return None
+
+
+def _load_session(*, session_id: str, user_id) -> tuple[AuthSession | None, str | None]:
+    """The session joined to its user, and the auth version it was read under (None: not cacheable).
+    Warm: one cache round trip (the entry and the user's version together), no query; cold: one query."""
     timeout = settings.AUTH_SESSION_CACHE_SECONDS
-    session = cache.get(key) if timeout else None
-    if session is None:
-        try:
-            session = AuthSession.objects.select_related("user").filter(pk=session_id).first()
-        except ValidationError:  # not a UUID
-            return None
-        if session is not None and timeout:
-            cache.set(key, session, timeout)
-    return session
+    if not timeout:
+        return _session_query(session_id), None
+    key, version_key = _session_cache_key(session_id), _auth_version_key(user_id)
+    found = cache.get_many([key, version_key])
+    version, entry = found.get(version_key), found.get(key)
+    if version is not None and entry is not None and entry[0] == version:
+        return entry[1], version
+    if version is None:
+        # No version yet (or it expired): start one, before the row is read. If another request started
+        # one meanwhile, ours is not current: read without caching.
+        fresh = uuid.uuid4().hex
+        version = fresh if cache.add(version_key, fresh, AUTH_VERSION_SECONDS) else None
+    session = _session_query(session_id)
+    if session is not None and version is not None:
+        cache.set(key, (version, session), timeout)
+    return session, version
 
 
-def _touch_session(session: AuthSession) -> None:
+def _touch_session(session: AuthSession, *, version: str | None) -> None:
     """Write last_seen at most once a minute, with a conditional UPDATE (no read-modify-write)."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.AUTH_LAST_SEEN_RESOLUTION_SECONDS)
@@ -1070,8 +1097,9 @@ def _touch_session(session: AuthSession) -> None:
         return
     AuthSession.objects.filter(pk=session.pk, last_seen__lt=cutoff).update(last_seen=now)
     session.last_seen = now
-    if settings.AUTH_SESSION_CACHE_SECONDS:
-        cache.set(_session_cache_key(session.pk), session, settings.AUTH_SESSION_CACHE_SECONDS)
+    if version is not None:
+        # Under the version the session was read with: if a revocation moved it since, this entry is dead.
+        cache.set(_session_cache_key(session.pk), (version, session), settings.AUTH_SESSION_CACHE_SECONDS)
 
 
 def access_token_authenticate(*, raw_token: str) -> tuple[User, SessionAccessToken]:
@@ -1080,9 +1108,9 @@ def access_token_authenticate(*, raw_token: str) -> tuple[User, SessionAccessTok
         token = SessionAccessToken(raw_token)
     except TokenError:
         raise AuthenticationError(TOKEN_INVALID) from None
-    session = _load_session(token.session_id)
+    session, version = _load_session(session_id=token.session_id, user_id=token.get("user_id"))
     if session is None or not _session_is_valid(session=session, token=token):
         raise AuthenticationError(TOKEN_INVALID)
-    _touch_session(session)
+    _touch_session(session, version=version)
     token.auth_session = session  # for permissions that look at the session (RecentAuthentication)
     return session.user, token

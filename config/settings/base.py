@@ -232,8 +232,9 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
     "LEEWAY": 0,
 }
-# How long a validated login session (with its user) stays cached, in seconds. Revocation
-# deletes the entry, so this is safe only with a cache every process shares: on by
+# How long a validated login session (with its user) stays cached, in seconds. Revocation and
+# any change of the user outdate the entry (a per-user auth version, accounts/services.py), so
+# this is safe only with a cache every process shares: on by
 # default with Redis, off with the per-process memory cache.
 AUTH_SESSION_CACHE_SECONDS = env.int("AUTH_SESSION_CACHE_SECONDS", default=300 if REDIS_URL else 0)
 # last_seen is written at most this often per session (and last_used per API key).
