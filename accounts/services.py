@@ -11,7 +11,7 @@ from django.contrib.auth import authenticate, password_validation
 from django.contrib.auth.models import update_last_login
 from django.contrib.auth.tokens import default_token_generator as password_reset_token
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -209,6 +209,37 @@ def user_update(*, user: User, name=None, email=None, is_active=None, is_staff=N
         auth_sessions_revoke_all(user=user, reason="deactivated")
     else:
         _forget_cached_sessions(user_id=user.pk)
+    return user
+
+
+ROLE_CHANGE_SUPERUSER_ONLY = "Only a superuser may grant or remove admin rights."
+SUPERUSER_CHANGE_SUPERUSER_ONLY = "Only a superuser may change a superuser's account."
+# The API's names of the fields an admin may change (is_admin is is_staff on the row).
+ADMIN_CHANGE_FIELDS = {"name": "name", "email": "email", "is_active": "is_active", "is_staff": "is_admin"}
+
+
+def user_role_change_is_requested(*, user: User, is_staff: bool | None) -> bool:
+    """Whether a PATCH would change the account's role (sending back the role it has changes nothing)."""
+    return is_staff is not None and is_staff != user.is_staff
+
+
+def user_update_by_admin(*, user: User, by: User, **changes) -> User:
+    """An admin changes an account (PATCH /api/v1/users/{id}): only a superuser changes a role or a
+    superuser's account (PermissionDenied, a 403, otherwise; the caller checks the credential a role
+    change needs); each field that changes is an `admin_change` event on the target's record."""
+    if user.is_superuser and not by.is_superuser:
+        raise PermissionDenied(SUPERUSER_CHANGE_SUPERUSER_ONLY)
+    if user_role_change_is_requested(user=user, is_staff=changes.get("is_staff")) and not by.is_superuser:
+        raise PermissionDenied(ROLE_CHANGE_SUPERUSER_ONLY)
+    before = {name: getattr(user, name) for name in changes}
+    with transaction.atomic():
+        user_update(user=user, **changes)
+        for name in sorted(changes):
+            if getattr(user, name) != before[name]:
+                detail = {"change": ADMIN_CHANGE_FIELDS[name], "to": getattr(user, name), "by": by.pk}
+                security_event_record(user=user, type=SecurityEventType.ADMIN_CHANGE, detail=detail)
+    if "is_staff" in changes and before["is_staff"] != user.is_staff:
+        logger.info("admin rights of user %s set to %s by superuser %s", user.pk, user.is_staff, by.pk)
     return user
 
 

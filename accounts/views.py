@@ -473,4 +473,13 @@ class UserAdminViewSet(RespondMixin, mixins.ListModelMixin, mixins.RetrieveModel
         changes = dict(validated(AdminUserUpdateSerializer, request.data, partial=True))
         if "is_admin" in changes:
             changes["is_staff"] = changes.pop("is_admin")
-        return self.respond(services.user_update(user=self.get_object(), **changes))
+        user = self.get_object()
+        # A role change needs a person at the keyboard: a JWT of a recent login, not an API key or an old
+        # token. Checked for superusers only: anyone else is refused by the service whatever they hold.
+        if request.user.is_superuser and services.user_role_change_is_requested(
+            user=user, is_staff=changes.get("is_staff")
+        ):
+            for permission in (HasJWT(), RecentAuthentication()):
+                if not permission.has_permission(request, self):
+                    self.permission_denied(request, message=getattr(permission, "message", None))
+        return self.respond(services.user_update_by_admin(user=user, by=request.user, **changes))

@@ -106,7 +106,7 @@ def test_admin_deactivation_makes_the_users_tokens_fail(make_user, login, client
 def test_admin_can_promote_and_list_pages(make_user, login, client_for, user):
     for n in range(5):
         make_user(f"extra{n}")
-    admin_client = client_for(login(make_user("root", is_staff=True)).access)
+    admin_client = client_for(login(make_user("root", is_staff=True, is_superuser=True)).access)  # roles: superusers'
     assert admin_client.patch(f"/api/v1/users/{user.pk}", {"is_admin": True}, format="json").json()["is_admin"] is True
     page = admin_client.get("/api/v1/users?page_size=3").json()
     assert len(page["results"]) == 3 and page["next"] and page["count"] == 7
