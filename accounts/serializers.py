@@ -98,6 +98,9 @@ class LogoutSerializer(serializers.Serializer):
 class PasswordChangeSerializer(serializers.Serializer):
     current_password = _password_field()
     new_password = _password_field()
+    revoke_api_keys = serializers.BooleanField(
+        required=False, default=False, help_text="Revoke every API key of the account as well."
+    )
 
 
 class ValidateResponseSerializer(serializers.Serializer):

@@ -207,6 +207,7 @@ def user_update(*, user: User, name=None, email=None, is_active=None, is_staff=N
             raise Conflict("Email already registered") from None
     if is_active is False:
         auth_sessions_revoke_all(user=user, reason="deactivated")
+        signals.user_deactivated.send(sender=User, user=user, deactivated_at=timezone.now())
     else:
         _forget_cached_sessions(user_id=user.pk)
     return user
@@ -249,14 +250,18 @@ def user_deactivate(*, user: User) -> User:
 
 
 @transaction.atomic
-def user_password_change(*, user: User, current_password: str, new_password: str, keep_session_id=None) -> None:
-    """Change the password; every other session of the user is revoked, the calling one stays."""
+def user_password_change(
+    *, user: User, current_password: str, new_password: str, keep_session_id=None, revoke_api_keys: bool = False
+) -> None:
+    """Change the password; every other session of the user is revoked, the calling one stays. With
+    `revoke_api_keys` every API key of the user is revoked too (apikeys, by accounts.signals.password_changed)."""
     if not user.check_password(current_password):
         raise ValidationError({"current_password": ["Current password is incorrect."]})
     _validate_password(password=new_password, user=user)
     user.set_password(new_password)
     user.save(update_fields=["password"])
     auth_sessions_revoke_all(user=user, reason="password_changed", except_session_id=keep_session_id)
+    signals.password_changed.send(sender=User, user=user, changed_at=timezone.now(), revoke_api_keys=revoke_api_keys)
     security_event_record(user=user, type=SecurityEventType.PASSWORD_CHANGE)
 
 

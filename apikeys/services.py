@@ -96,7 +96,7 @@ def api_key_revoke(*, key: APIKey, by=None) -> APIKey:
     return key
 
 
-def api_keys_revoke_created_before(*, user, before) -> int:
+def api_keys_revoke_created_before(*, user, before, reason: str = "a password reset") -> int:
     """Revoke every active key of `user` created before `before` (a password reset: a thief's key must
     die with the password). Returns how many were revoked; each is an api_key_revoked event "by system"."""
     revoked = 0
@@ -106,13 +106,24 @@ def api_keys_revoke_created_before(*, user, before) -> int:
         api_key_revoke(key=key)
         revoked += 1
     if revoked:
-        logger.info("revoked %s API key(s) of user %s after a password reset", revoked, user.pk)
+        logger.info("revoked %s API key(s) of user %s after %s", revoked, user.pk, reason)
     return revoked
 
 
 def api_keys_revoke_on_password_reset(sender, *, user, reset_at, **kwargs) -> None:
     """Receiver of accounts.signals.password_reset (connected in apikeys/apps.py)."""
     api_keys_revoke_created_before(user=user, before=reset_at)
+
+
+def api_keys_revoke_on_password_change(sender, *, user, changed_at, revoke_api_keys, **kwargs) -> None:
+    """Receiver of accounts.signals.password_changed: the owner asked for their keys to die with the password."""
+    if revoke_api_keys:
+        api_keys_revoke_created_before(user=user, before=changed_at, reason="a password change")
+
+
+def api_keys_revoke_on_deactivation(sender, *, user, deactivated_at, **kwargs) -> None:
+    """Receiver of accounts.signals.user_deactivated: a deactivated account keeps no key (nor gets one back)."""
+    api_keys_revoke_created_before(user=user, before=deactivated_at, reason="a deactivation")
 
 
 # AUTHENTICATING A REQUEST

@@ -170,10 +170,11 @@ def test_keys_of_an_owner_deactivated_behind_the_services_back_fail_too(api_key,
     assert_rejected(x_api_key(api_key.plaintext).get(PROTECTED))
 
 
-def test_reactivated_owner_gets_working_keys_back(api_key, user):
+def test_reactivated_owner_does_not_get_the_old_keys_back(api_key, user):
+    # Deactivation revokes the keys (issue 14): one that leaked with the account must not return with it.
     account_services.user_deactivate(user=user)
     account_services.user_update(user=user, is_active=True)
-    assert x_api_key(api_key.plaintext).get(PROTECTED).status_code == 200
+    assert_rejected(x_api_key(api_key.plaintext).get(PROTECTED))
 
 
 def test_no_credential_is_401_with_www_authenticate(api_client):
