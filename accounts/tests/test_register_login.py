@@ -178,7 +178,7 @@ def test_legacy_bcrypt_hash_with_over_long_password_fails_cleanly(settings):
 def test_throttled_login_is_429_with_retry_after(api_client, settings, user):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_username": "3/min"},
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_account": "3/min"},
     }
     statuses = [
         api_client.post(

@@ -284,13 +284,28 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
-        # Login and the OAuth2 token endpoint share these (accounts/throttling.py).
+        # Login and the OAuth2 token endpoint share these (accounts/throttling.py); the admin's login form too.
+        # Every attempt from one address: a guesser spraying many accounts from one place.
         "login_address": env("THROTTLE_LOGIN_ADDRESS_RATE", default="30/min"),
-        "login_username": env("THROTTLE_LOGIN_USERNAME_RATE", default="10/min"),
-        # POST /auth/reauth per account: as many password tries as a login per username.
-        "login_user": env("THROTTLE_LOGIN_USERNAME_RATE", default="10/min"),
-        "register_address": env("THROTTLE_REGISTER_ADDRESS_RATE", default="20/hour"),
+        # FAILED passwords against one account from any address. Successes spend nothing, and once it is spent
+        # an address the owner logged in from before is still let in, so it can be strict: it stops a
+        # distributed guesser at ~700 a day without letting anyone lock the owner out.
+        "login_account": env("THROTTLE_LOGIN_ACCOUNT_RATE", default="30/hour"),
+        # FAILED passwords against one account from one address, the owner's usual ones included: a person
+        # mistyping gets 10 tries an hour there, a guesser at that address no more.
+        "login_account_address": env("THROTTLE_LOGIN_ACCOUNT_ADDRESS_RATE", default="10/hour"),
+        # POST /auth/reauth per account: only the holder of the account's token spends it.
+        "login_user": env("THROTTLE_REAUTH_RATE", default="10/min"),
+        # Per address: offices, campuses and mobile carriers put many people behind one address, and an
+        # onboarding session registers them together; allauth allows 20 a minute. 60 an hour lets a room of
+        # people register at once while a script from one address still makes no more than ~1400 accounts a
+        # day, each of which must verify its email (and the per-username limit stops retries on one name).
+        "register_address": env("THROTTLE_REGISTER_ADDRESS_RATE", default="60/hour"),
         "register_username": env("THROTTLE_REGISTER_USERNAME_RATE", default="5/hour"),
+        # Per account: the current password is checked, so a stolen access token must not become a guesser.
+        "password_change_user": env("THROTTLE_PASSWORD_CHANGE_RATE", default="10/hour"),
+        # Per account: each change mails both addresses, so the limit also bounds mail sent on its behalf.
+        "email_change_user": env("THROTTLE_EMAIL_CHANGE_RATE", default="10/hour"),
         "refresh_address": env("THROTTLE_REFRESH_ADDRESS_RATE", default="60/min"),
         # Reset requests per client address, and per address asked for (hashed, lower-case).
         "password_reset_address": env("THROTTLE_PASSWORD_RESET_ADDRESS_RATE", default="10/hour"),
