@@ -4,7 +4,7 @@ import uuid
 
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -132,7 +132,7 @@ class OAuth2TokenView(_PasswordLogin):
     on get a 401 telling them to use POST /auth/login (the grant has no second step)."""
 
     throttle_scope = "login"
-    parser_classes = [FormParser, MultiPartParser, SafeJSONParser]
+    parser_classes = [FormParser, SafeJSONParser]
 
     @extend_schema(
         request={"application/x-www-form-urlencoded": OAuth2PasswordSerializer},

@@ -2,6 +2,8 @@
 successes free, the owner's usual address still let in, identifiers normalised before they are counted;
 password and email changes limited per account."""
 
+from urllib.parse import urlencode
+
 import pytest
 
 from accounts.models import SecurityEvent
@@ -11,6 +13,7 @@ pytestmark = pytest.mark.django_db
 
 LOGIN = "/api/v1/auth/login"
 TOKEN = "/api/v1/auth/token"
+FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture
@@ -81,9 +84,10 @@ def test_unknown_accounts_are_throttled_like_known_ones(api_client, rates, user)
 def test_the_oauth2_form_counts_against_the_same_failures(api_client, rates, user):
     rates(login_account_address="2/min")
     assert attempt(api_client, "alice", "wrong-guess", "10.6.6.6") == 401
-    form = api_client.post(TOKEN, {"username": "alice", "password": "wrong"}, REMOTE_ADDR="10.6.6.6")
+    form = api_client.post(TOKEN, "username=alice&password=wrong", content_type=FORM, REMOTE_ADDR="10.6.6.6")
     assert form.status_code == 401
-    limited = api_client.post(TOKEN, {"username": "alice", "password": TEST_PASSWORD}, REMOTE_ADDR="10.6.6.6")
+    right = urlencode({"username": "alice", "password": TEST_PASSWORD})
+    limited = api_client.post(TOKEN, right, content_type=FORM, REMOTE_ADDR="10.6.6.6")
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
 
 

@@ -99,6 +99,10 @@ INSTALLED_APPS = [
     "results",
 ]
 
+# The largest request body read (the API's parsers and Django's forms alike): a 413 from the API above it.
+# The largest legitimate body, a task with its steps or a post, is tens of kilobytes.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+
 MIDDLEWARE = [
     # First, so that every line logged while serving a request carries its id (config/logging.py).
     "config.middleware.RequestIDMiddleware",
@@ -274,9 +278,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
+        # No multipart: no endpoint takes files (config/parsers.py).
         "config.parsers.SafeJSONParser",
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
