@@ -173,6 +173,9 @@ PASSWORD_MAX_LENGTH = 4096
 # Sensitive actions (creating API keys and provider keys, changing the email, turning two-factor off)
 # need a password login or POST /auth/reauth within this many minutes.
 REAUTH_WINDOW_MINUTES = env.int("REAUTH_WINDOW_MINUTES", default=15)
+# Security events (GET /auth/events, the admin) older than this are deleted by the daily prune job
+# (accounts.prune_auth_records): a year covers an annual review and most incident look-backs. 0 keeps them.
+SECURITY_EVENTS_RETENTION_DAYS = env.int("SECURITY_EVENTS_RETENTION_DAYS", default=365)
 
 # EMAIL: https://django-environ.readthedocs.io/en/latest/types.html#email-url
 # ------------------------------------------------------------------------------
@@ -508,7 +511,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RESULTS_DELETION_RETRY_INTERVAL,
         "options": {"expires": RESULTS_DELETION_RETRY_INTERVAL},
     },
-    # Expired refresh-token records and long-ended login sessions.
+    # Expired refresh-token records, long-ended login sessions, security events past their retention.
     "accounts-prune-auth-records": {
         "task": "accounts.prune_auth_records",
         "schedule": 24 * 60 * 60,
