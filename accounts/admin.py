@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from accounts import services
 from accounts.models import AuthSession, SecurityEvent, TOTPDevice, User
 from accounts.throttling import login_attempt_wait
+from config.errors import QuotaExceeded
 
 
 class AdminLoginForm(AdminAuthenticationForm):
@@ -42,11 +43,12 @@ class AdminLoginForm(AdminAuthenticationForm):
     def clean(self):
         # Counted before the password is checked, so that guesses at it are limited too.
         wait = login_attempt_wait(self.request) if self.request is not None else None
-        if wait is not None:
-            raise ValidationError(
-                self.error_messages["throttled"], code="throttled", params={"seconds": math.ceil(wait)}
-            )
-        return super().clean()
+        if wait is None:
+            try:
+                return super().clean()
+            except QuotaExceeded as refused:  # the backend's failure budgets for this account
+                wait = refused.retry_after
+        raise ValidationError(self.error_messages["throttled"], code="throttled", params={"seconds": math.ceil(wait)})
 
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)

@@ -9,9 +9,14 @@ from accounts import services
 
 @shared_task(name="accounts.prune_auth_records")
 def prune_auth_records(retention_days: int = 30) -> dict:
-    """Daily housekeeping (celery beat): expired refresh-token records and long-ended sessions."""
+    """Daily housekeeping (celery beat): expired refresh-token records, long-ended sessions, and security
+    events past SECURITY_EVENTS_RETENTION_DAYS."""
     report = services.auth_records_prune(retention_days=retention_days)
-    return {"sessions": report.sessions, "refresh_tokens": report.refresh_tokens}
+    return {
+        "sessions": report.sessions,
+        "refresh_tokens": report.refresh_tokens,
+        "security_events": report.security_events,
+    }
 
 
 # An SMTP server that is down, refuses or times out (SMTPException is an OSError, listed for the reader):

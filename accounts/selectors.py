@@ -23,6 +23,11 @@ def user_by_username(*, username: str) -> User | None:
     return User.objects.filter(username__iexact=username).first()
 
 
+def user_has_logged_in_from(*, user: User, address: str) -> bool:
+    """Whether a session of the user was opened from that address (live or not, until pruned)."""
+    return AuthSession.objects.filter(user=user, ip_address=address).exists()
+
+
 def security_event_list(*, user: User) -> QuerySet[SecurityEvent]:
     """The user's own security events, newest first (the (user, -created_at, -id) index)."""
     return SecurityEvent.objects.filter(user=user).order_by("-created_at", "-id")

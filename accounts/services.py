@@ -756,14 +756,17 @@ def auth_reauth(*, user: User, session_id, password: str, code: str | None = Non
 class PruneReport:
     sessions: int
     refresh_tokens: int
+    security_events: int = 0
 
 
 @transaction.atomic
 def auth_records_prune(*, retention_days: int = 30) -> PruneReport:
     """Delete what can no longer authenticate: refresh-token records past their expiry (a
     replayed expired token fails on its signature, so reuse detection no longer needs them),
-    and sessions that ended more than `retention_days` ago (kept that long for audit)."""
+    and sessions that ended more than `retention_days` ago (kept that long for audit); and
+    security events older than SECURITY_EVENTS_RETENTION_DAYS (0 keeps them)."""
     now = timezone.now()
+    events = _security_events_prune(now=now)
     _, by_model = RefreshTokenRecord.objects.filter(expires_at__lt=now).delete()
     MFAChallenge.objects.filter(expires_at__lt=now).delete()  # a pending second step is dead after 5 minutes
     cutoff = now - timedelta(days=retention_days)
@@ -773,7 +776,16 @@ def auth_records_prune(*, retention_days: int = 30) -> PruneReport:
         sessions=cascaded.get(AuthSession._meta.label, 0),
         refresh_tokens=by_model.get(RefreshTokenRecord._meta.label, 0)
         + cascaded.get(RefreshTokenRecord._meta.label, 0),
+        security_events=events,
     )
+
+
+def _security_events_prune(*, now) -> int:
+    days = settings.SECURITY_EVENTS_RETENTION_DAYS
+    if not days:
+        return 0
+    deleted, _ = SecurityEvent.objects.filter(created_at__lt=now - timedelta(days=days)).delete()
+    return deleted
 
 
 # TWO-FACTOR: TOTP (RFC 6238), recovery codes, the second step of a login

@@ -1,19 +1,46 @@
 """Rate limits for the credential endpoints, per client address, username, email asked for, or account.
 
-A view names its `throttle_scope` ("login", "register", "refresh", "password_reset", "verify_resend"); the
-rates are the settings `<scope>_address`, `<scope>_username`, `<scope>_email` and `<scope>_user` in
-DEFAULT_THROTTLE_RATES (a scope without one of them is not limited that way). Two-factor codes have one
-budget per account, `mfa_account` (THROTTLE_MFA_RATE), whichever endpoint they are sent to. 429 responses
-carry Retry-After. The admin's login form (accounts/admin.py) counts against the same "login" budgets, with
-the same cache keys, through `login_attempt_wait`.
+A view names its `throttle_scope` ("login", "register", "refresh", "password_reset", "verify_resend",
+"password_change", "email_change"); the rates are the settings `<scope>_address`, `<scope>_username`,
+`<scope>_email` and `<scope>_user` in DEFAULT_THROTTLE_RATES (a scope without one of them is not limited that
+way). Two-factor codes have one budget per account, `mfa_account` (THROTTLE_MFA_RATE), whichever endpoint they
+are sent to. 429 responses carry Retry-After.
+
+Password logins are counted twice more, by `LoginFailures` (from the authentication backend, so the API login,
+the OAuth2 form and the admin's form alike): FAILED attempts per account from any address (`login_account`)
+and per (account, address) (`login_account_address`). A success spends nothing, so nobody can keep an account
+locked out by trying it; when the account-wide budget is spent, an address the owner has logged in from before
+is still let in (the per-(account, address) budget is what stops a guesser there). The account is the one the
+identifier resolves to, so `ALICE`, a fullwidth `ａｌｉｃｅ` and alice's email are one bucket; an identifier
+that resolves to nobody is counted under its normalised form (NFKC, casefold), exactly like an account, so
+that a 429 does not tell which usernames exist. The admin's form also counts against the per-address budget
+through `login_attempt_wait`.
 """
 
 import hashlib
+import time
+import unicodedata
 
+from django.core.cache import cache
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from accounts import selectors
+from config.errors import QuotaExceeded
+from config.requests import client_ip
+
+LOGIN_THROTTLED = "Too many failed login attempts; try again later."
+
+
+def identifier_normalised(identifier: str) -> str:
+    """How two login identifiers compare for counting: NFKC (compatibility forms such as fullwidth letters
+    fold) then casefold, stripped. For counting and matching only; stored usernames keep their spelling."""
+    return unicodedata.normalize("NFKC", identifier).casefold().strip()
+
+
+def _hashed(value: str) -> str:
+    # Hashed: an identifier may hold characters some cache backends reject in keys.
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _submitted(request, name: str):
@@ -61,9 +88,7 @@ class UsernameRateThrottle(_ScopedThrottle):
         username = _submitted(request, "username") or _submitted(request, "username_or_email")
         if not isinstance(username, str) or not username:
             return None
-        # Hashed: a username may hold characters some cache backends reject in keys.
-        ident = hashlib.sha256(username.strip().lower().encode()).hexdigest()
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+        return self.cache_format % {"scope": self.scope, "ident": _hashed(identifier_normalised(username))}
 
 
 class EmailRateThrottle(_ScopedThrottle):
@@ -76,7 +101,7 @@ class EmailRateThrottle(_ScopedThrottle):
         email = data.get("email")
         if not isinstance(email, str) or not email:
             return None
-        ident = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+        ident = _hashed(identifier_normalised(email))
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
@@ -113,14 +138,76 @@ class MFAAccountRateThrottle(_ScopedThrottle):
         return self.cache_format % {"scope": self.scope, "ident": user_id}
 
 
+class _FailureBudget:
+    """A sliding window of failures (DRF's throttle history, in the same cache) that only `add` spends."""
+
+    def __init__(self, *, scope: str, ident: str):
+        self.key = f"throttle_{scope}_{ident}"
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
+        # DRF's own reading of "<count>/<s|m|h|d...>" (parse_rate uses nothing of the instance).
+        self.limit, self.duration = SimpleRateThrottle.parse_rate(None, rate) if rate else (None, None)
+
+    def _history(self, now: float) -> list[float]:
+        return [at for at in cache.get(self.key, []) if at > now - self.duration]
+
+    def wait(self) -> float | None:
+        """None while failures are below the limit, else the seconds until the oldest one leaves the window."""
+        if self.limit is None:
+            return None
+        now = time.time()
+        history = self._history(now)
+        if len(history) < self.limit:
+            return None
+        return max(history[-self.limit] + self.duration - now, 1.0)
+
+    def add(self) -> None:
+        if self.limit is None:
+            return
+        now = time.time()
+        cache.set(self.key, [*self._history(now), now], self.duration)
+
+
+class LoginFailures:
+    """The failed-password budgets of one login attempt: the account's (from anywhere) and the account's at
+    the client's address. `user` is whom the identifier resolved to, None for nobody."""
+
+    def __init__(self, *, request, identifier: str, user):
+        self.user = user
+        self.address = client_ip(request) if request is not None else None
+        ident = self.address or (BaseThrottle().get_ident(request) if request is not None else "")
+        who = f"user:{user.pk}" if user is not None else f"name:{_hashed(identifier_normalised(identifier))}"
+        self.account = _FailureBudget(scope="login_account", ident=_hashed(who))
+        self.at_address = _FailureBudget(scope="login_account_address", ident=_hashed(f"{who}|{ident}"))
+
+    def check(self) -> None:
+        """Raise QuotaExceeded (429, Retry-After) if this attempt may not even be tried."""
+        wait = self.at_address.wait()
+        if wait is None:
+            wait = self.account.wait()
+            if wait is not None and self._from_usual_address():
+                wait = None
+        if wait is not None:
+            raise QuotaExceeded(LOGIN_THROTTLED, retry_after=wait)
+
+    def failed(self) -> None:
+        self.account.add()
+        self.at_address.add()
+
+    def _from_usual_address(self) -> bool:
+        # Asked only once the account-wide budget is spent: has the owner logged in from here before?
+        if self.user is None or self.address is None:
+            return False
+        return selectors.user_has_logged_in_from(user=self.user, address=self.address)
+
+
 class _LoginScope:
     throttle_scope = "login"
 
 
 def login_attempt_wait(request) -> float | None:
-    """For a password login outside DRF (the admin's form): None if the API login's per-address and
-    per-username budgets allow this attempt (and count it), else the seconds to wait."""
-    for throttle in (AddressRateThrottle(), UsernameRateThrottle()):
-        if not throttle.allow_request(request, _LoginScope):
-            return throttle.wait() or 1.0
+    """For a password login outside DRF (the admin's form): None if the API login's per-address budget
+    allows this attempt (and counts it), else the seconds to wait. The failure budgets are the backend's."""
+    throttle = AddressRateThrottle()
+    if not throttle.allow_request(request, _LoginScope):
+        return throttle.wait() or 1.0
     return None

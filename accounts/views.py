@@ -4,7 +4,7 @@ import uuid
 
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -58,6 +58,11 @@ class _CredentialEndpoint(PublicAPIView):
     throttle_classes = [AddressRateThrottle, UsernameRateThrottle]
 
 
+class _PasswordLogin(PublicAPIView):
+    # Failed passwords are counted per account by the authentication backend (accounts/throttling.py).
+    throttle_classes = [AddressRateThrottle]
+
+
 @extend_schema(tags=AUTH_TAG)
 class RegisterView(_CredentialEndpoint):
     """Create an account. Usernames and emails are unique regardless of case."""
@@ -98,7 +103,7 @@ def _login(request, *, username: str, password: str, allow_second_step: bool = T
 
 
 @extend_schema(tags=AUTH_TAG)
-class LoginView(_CredentialEndpoint):
+class LoginView(_PasswordLogin):
     """Log in with a username (or email) and password; JSON or form-encoded. When two-factor is on, the answer
     is an mfa_token (no tokens yet) for POST /auth/login/mfa."""
 
@@ -113,6 +118,7 @@ class LoginView(_CredentialEndpoint):
                 resource_type_field_name=None,
             ),
             401: OpenApiResponse(description="Incorrect username or password"),
+            429: OpenApiResponse(description="Too many attempts from this address, or failures for this account"),
         },
         auth=[],
     )
@@ -121,12 +127,12 @@ class LoginView(_CredentialEndpoint):
 
 
 @extend_schema(tags=AUTH_TAG)
-class OAuth2TokenView(_CredentialEndpoint):
+class OAuth2TokenView(_PasswordLogin):
     """OAuth2 password grant (form-encoded), as used by Swagger UI's Authorize dialog. Accounts with two-factor
     on get a 401 telling them to use POST /auth/login (the grant has no second step)."""
 
     throttle_scope = "login"
-    parser_classes = [FormParser, MultiPartParser, SafeJSONParser]
+    parser_classes = [FormParser, SafeJSONParser]
 
     @extend_schema(
         request={"application/x-www-form-urlencoded": OAuth2PasswordSerializer},
@@ -203,6 +209,10 @@ class LogoutAllView(_SessionAction):
         services.auth_logout_all(user=request.user)
 
 
+class _EmailChangeScope:
+    throttle_scope = "email_change"  # counted only when a PATCH changes the email
+
+
 @extend_schema(tags=AUTH_TAG)
 class MeView(APIView):
     """The caller's account."""
@@ -226,6 +236,9 @@ class MeView(APIView):
             for permission in (HasJWT(), RecentAuthentication()):
                 if not permission.has_permission(request, self):
                     self.permission_denied(request, message=getattr(permission, "message", None))
+            throttle = AccountRateThrottle()
+            if not throttle.allow_request(request, _EmailChangeScope):
+                self.throttled(request, throttle.wait())
         user = services.user_profile_update(user=request.user, origin=services.request_origin(request), **changes)
         return Response(MeSerializer(user).data)
 
@@ -256,6 +269,8 @@ class PasswordChangeView(_SessionAction):
     """Change the password; every other session of the caller is revoked."""
 
     input_serializer_class = PasswordChangeSerializer
+    throttle_classes = [AccountRateThrottle]
+    throttle_scope = "password_change"
 
     def act(self, request, **passwords):
         services.user_password_change(user=request.user, keep_session_id=request.auth.session_id, **passwords)
@@ -376,7 +391,7 @@ class ReauthView(_SessionAction):
 
     input_serializer_class = ReauthSerializer
     # Per address as a login, and per account (a stolen access token must not buy unlimited password
-    # guesses from many addresses): "login_user", THROTTLE_LOGIN_USERNAME_RATE's budget.
+    # guesses from many addresses): "login_user", THROTTLE_REAUTH_RATE.
     throttle_scope = "login"
     throttle_classes = [AddressRateThrottle, AccountRateThrottle, MFAAccountRateThrottle]
 

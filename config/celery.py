@@ -6,7 +6,9 @@ from celery import Celery
 
 from config.logging import install_celery_logging
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+# Production unless told otherwise, like config.wsgi: a worker started bare must not run DEBUG settings
+# (scripts/dev and the tests name theirs).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("gatehouse")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -1,6 +1,8 @@
 """One exception handler for the API: every error becomes a DRF-shaped 4xx body."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -16,6 +18,12 @@ class _ServiceAPIException(exceptions.APIException):
         super().__init__(detail=error.detail)
 
 
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "request_too_large"
+
+
 def _django_validation_detail(error: DjangoValidationError):
     if hasattr(error, "error_dict"):
         return {field or "non_field_errors": messages for field, messages in error.message_dict.items()}
@@ -29,6 +37,11 @@ def api_exception_handler(exc, context):
         exc = _ServiceAPIException(exc)
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(_django_validation_detail(exc))
+    elif isinstance(exc, RequestDataTooBig):
+        # Raised by request.body, which DRF reads for JSON and forms: over DATA_UPLOAD_MAX_MEMORY_SIZE.
+        exc = RequestTooLarge(f"Request body too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = exceptions.ParseError(f"Too many form fields: at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)

@@ -1,4 +1,7 @@
-"""Request parsers."""
+"""Request parsers. There is no multipart parser: no endpoint takes files, so a multipart body is a 415.
+
+Bodies are capped by Django's DATA_UPLOAD_MAX_MEMORY_SIZE: DRF reads JSON and form bodies through
+`request.body`, which refuses a larger one before reading it (a 413, config/exceptions.py)."""
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser

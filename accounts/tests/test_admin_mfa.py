@@ -85,11 +85,11 @@ def test_an_admin_code_is_single_use_too(client, staff):
 
 
 def test_the_admin_login_counts_against_the_api_login_budget(client, api_client, staff, settings):
-    """The form refuses (it cannot answer 429) once the per-username budget is spent, even with the right
+    """The form refuses (it cannot answer 429) once the per-account failure budget is spent, even with the right
     password; the API login, which shares the budget, answers 429."""
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_username": "3/min"},
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_account": "3/min"},
     }
     for n in range(3):
         assert admin_login(client, "root", password="guess", REMOTE_ADDR=f"10.1.0.{n}").status_code == 200

@@ -295,13 +295,13 @@ def test_codes_of_no_known_shape_are_just_wrong(auth_client, user, api_client, c
 def test_the_oauth2_form_refuses_two_factor_users_and_says_where_to_go(auth_client, user, api_client):
     enable(auth_client)
 
-    response = api_client.post(TOKEN, {"username": user.username, "password": TEST_PASSWORD})
+    response = api_client.post(TOKEN, {"username": user.username, "password": TEST_PASSWORD}, format="json")
 
     assert response.status_code == 401
     assert "/api/v1/auth/login" in response.json()["detail"] and "login/mfa" in response.json()["detail"]
     assert "WWW-Authenticate" in response.headers
     assert not MFAChallenge.objects.exists()
-    wrong = api_client.post(TOKEN, {"username": user.username, "password": "not the password"})
+    wrong = api_client.post(TOKEN, {"username": user.username, "password": "not the password"}, format="json")
     assert wrong.json() == {"detail": "Incorrect username or password"}  # nothing told without the password
 
 

@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 import pytest
 from django.contrib.auth.hashers import MD5PasswordHasher
 from django.test import override_settings
@@ -102,7 +104,10 @@ def test_login_with_username_or_email_json_or_form(api_client, user, password):
         ({"username_or_email": "alice@example.com", "password": password}, "json"),
         ({"username": "alice", "password": password}, None),
     ]:
-        response = api_client.post(LOGIN, body, format=fmt) if fmt else api_client.post(LOGIN, body)
+        if fmt:
+            response = api_client.post(LOGIN, body, format=fmt)
+        else:  # a form (there is no multipart parser)
+            response = api_client.post(LOGIN, urlencode(body), content_type="application/x-www-form-urlencoded")
         assert response.status_code == 200, body
         tokens = response.json()
         assert tokens["token_type"] == "bearer"
@@ -178,7 +183,7 @@ def test_legacy_bcrypt_hash_with_over_long_password_fails_cleanly(settings):
 def test_throttled_login_is_429_with_retry_after(api_client, settings, user):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_username": "3/min"},
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_account": "3/min"},
     }
     statuses = [
         api_client.post(
@@ -201,4 +206,5 @@ def test_login_is_throttled_per_address(api_client, settings, make_user):
         api_client.post(LOGIN, {"username": f"u{i}", "password": "x"}, format="json").status_code for i in range(3)
     ]
     assert statuses == [401, 401, 429]
-    assert api_client.post(TOKEN, {"username": "u9", "password": "x"}).status_code == 429
+    form = urlencode({"username": "u9", "password": "x"})
+    assert api_client.post(TOKEN, form, content_type="application/x-www-form-urlencoded").status_code == 429

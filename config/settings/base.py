@@ -99,6 +99,10 @@ INSTALLED_APPS = [
     "results",
 ]
 
+# The largest request body read (the API's parsers and Django's forms alike): a 413 from the API above it.
+# The largest legitimate body, a task with its steps or a post, is tens of kilobytes.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+
 MIDDLEWARE = [
     # First, so that every line logged while serving a request carries its id (config/logging.py).
     "config.middleware.RequestIDMiddleware",
@@ -169,6 +173,9 @@ PASSWORD_MAX_LENGTH = 4096
 # Sensitive actions (creating API keys and provider keys, changing the email, turning two-factor off)
 # need a password login or POST /auth/reauth within this many minutes.
 REAUTH_WINDOW_MINUTES = env.int("REAUTH_WINDOW_MINUTES", default=15)
+# Security events (GET /auth/events, the admin) older than this are deleted by the daily prune job
+# (accounts.prune_auth_records): a year covers an annual review and most incident look-backs. 0 keeps them.
+SECURITY_EVENTS_RETENTION_DAYS = env.int("SECURITY_EVENTS_RETENTION_DAYS", default=365)
 
 # EMAIL: https://django-environ.readthedocs.io/en/latest/types.html#email-url
 # ------------------------------------------------------------------------------
@@ -275,9 +282,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
+        # No multipart: no endpoint takes files (config/parsers.py).
         "config.parsers.SafeJSONParser",
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
@@ -285,13 +292,28 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
-        # Login and the OAuth2 token endpoint share these (accounts/throttling.py).
+        # Login and the OAuth2 token endpoint share these (accounts/throttling.py); the admin's login form too.
+        # Every attempt from one address: a guesser spraying many accounts from one place.
         "login_address": env("THROTTLE_LOGIN_ADDRESS_RATE", default="30/min"),
-        "login_username": env("THROTTLE_LOGIN_USERNAME_RATE", default="10/min"),
-        # POST /auth/reauth per account: as many password tries as a login per username.
-        "login_user": env("THROTTLE_LOGIN_USERNAME_RATE", default="10/min"),
-        "register_address": env("THROTTLE_REGISTER_ADDRESS_RATE", default="20/hour"),
+        # FAILED passwords against one account from any address. Successes spend nothing, and once it is spent
+        # an address the owner logged in from before is still let in, so it can be strict: it stops a
+        # distributed guesser at ~700 a day without letting anyone lock the owner out.
+        "login_account": env("THROTTLE_LOGIN_ACCOUNT_RATE", default="30/hour"),
+        # FAILED passwords against one account from one address, the owner's usual ones included: a person
+        # mistyping gets 10 tries an hour there, a guesser at that address no more.
+        "login_account_address": env("THROTTLE_LOGIN_ACCOUNT_ADDRESS_RATE", default="10/hour"),
+        # POST /auth/reauth per account: only the holder of the account's token spends it.
+        "login_user": env("THROTTLE_REAUTH_RATE", default="10/min"),
+        # Per address: offices, campuses and mobile carriers put many people behind one address, and an
+        # onboarding session registers them together; allauth allows 20 a minute. 60 an hour lets a room of
+        # people register at once while a script from one address still makes no more than ~1400 accounts a
+        # day, each of which must verify its email (and the per-username limit stops retries on one name).
+        "register_address": env("THROTTLE_REGISTER_ADDRESS_RATE", default="60/hour"),
         "register_username": env("THROTTLE_REGISTER_USERNAME_RATE", default="5/hour"),
+        # Per account: the current password is checked, so a stolen access token must not become a guesser.
+        "password_change_user": env("THROTTLE_PASSWORD_CHANGE_RATE", default="10/hour"),
+        # Per account: each change mails both addresses, so the limit also bounds mail sent on its behalf.
+        "email_change_user": env("THROTTLE_EMAIL_CHANGE_RATE", default="10/hour"),
         "refresh_address": env("THROTTLE_REFRESH_ADDRESS_RATE", default="60/min"),
         # Reset requests per client address, and per address asked for (hashed, lower-case).
         "password_reset_address": env("THROTTLE_PASSWORD_RESET_ADDRESS_RATE", default="10/hour"),
@@ -490,7 +512,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RESULTS_DELETION_RETRY_INTERVAL,
         "options": {"expires": RESULTS_DELETION_RETRY_INTERVAL},
     },
-    # Expired refresh-token records and long-ended login sessions.
+    # Expired refresh-token records, long-ended login sessions, security events past their retention.
     "accounts-prune-auth-records": {
         "task": "accounts.prune_auth_records",
         "schedule": 24 * 60 * 60,

@@ -5,7 +5,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.logging import logging_config
 
 from .base import *  # noqa: F403
-from .base import DATABASES, LOG_LEVEL, STORAGES, env
+from .base import DATABASES, LOG_LEVEL, REST_FRAMEWORK, STORAGES, env
 
 DEBUG = env.bool("DEBUG", default=False)
 # Refuse to start on the generated development secret: every replica must share one.
@@ -27,6 +27,14 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_REDIRECT_EXEMPT = [r"^health"]
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Behind a proxy every request comes from the proxy's address: with NUM_PROXIES=0 all clients would
+    # share one per-address throttle bucket (one guesser locks everyone out) and every recorded address
+    # would be the proxy's. A proxy that says the scheme is a proxy that must be counted.
+    if REST_FRAMEWORK["NUM_PROXIES"] < 1:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER is on but NUM_PROXIES is 0: set NUM_PROXIES to the number of reverse "
+            "proxies in front of Gatehouse (1 for one load balancer), so client addresses are the clients'."
+        )
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)

@@ -43,6 +43,17 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
     assert "SECRET_KEY must be set" in result.stderr
 
 
+def test_production_refuses_a_proxy_it_does_not_count(tmp_path):
+    """Behind a proxy with NUM_PROXIES=0 every client would share the proxy's address, and its throttle bucket."""
+    env = {**PRODUCTION, "SECRET_KEY": secrets.token_urlsafe(50), "SECURE_PROXY_SSL_HEADER": "true"}
+    refused = manage("check", tmp_path=tmp_path, **env, NUM_PROXIES="0")
+    assert refused.returncode != 0
+    assert "NUM_PROXIES" in refused.stderr
+    shown = "from django.conf import settings as s; print(s.REST_FRAMEWORK['NUM_PROXIES'])"
+    counted = run_django(shown, tmp_path, **env, NUM_PROXIES="1")
+    assert counted.stdout.split() == ["1"], counted.stderr
+
+
 def test_production_check_deploy_is_clean_and_keeps_connections(tmp_path):
     # A keyring every replica reads: the default one generated in var/ is per machine (tasks.W001); and a mail
     # server: the console backend would write reset links into the logs (accounts.W001).

@@ -6,7 +6,8 @@ from accounts import services
 class Command(BaseCommand):
     help = (
         "Delete expired refresh-token records, and login sessions that ended (expired or revoked) more than "
-        "--retention-days ago. Safe to run at any time; celery beat runs it daily."
+        "--retention-days ago, and security events older than SECURITY_EVENTS_RETENTION_DAYS. Safe to run at any "
+        "time; celery beat runs it daily."
     )
 
     def add_arguments(self, parser):
@@ -17,3 +18,4 @@ class Command(BaseCommand):
     def handle(self, *args, retention_days, **options):
         report = services.auth_records_prune(retention_days=retention_days)
         self.stdout.write(f"Deleted {report.sessions} session(s) and {report.refresh_tokens} refresh-token record(s).")
+        self.stdout.write(f"Deleted {report.security_events} security event(s).")
