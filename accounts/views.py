@@ -6,6 +6,7 @@ from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, e
 from rest_framework import mixins, status, viewsets
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -45,7 +46,7 @@ from accounts.throttling import (
     MFAAccountRateThrottle,
     UsernameRateThrottle,
 )
-from accounts.tokens import SessionAccessToken
+from accounts.tokens import SessionAccessToken, token_backend
 from config.parsers import SafeJSONParser
 from config.requests import client_ip
 from config.views import PublicAPIView
@@ -168,6 +169,23 @@ class RefreshView(_CredentialEndpoint):
     def post(self, request):
         pair = services.auth_refresh(refresh_token=validated(RefreshSerializer, request.data)["refresh_token"])
         return Response(TokenPairSerializer(pair).data)
+
+
+_JWKS = OpenApiResponse(
+    description='RFC 7517 JWK Set: `{"keys": [{"kty", "kid", "use": "sig", "alg", ...}]}`; '
+    '`{"keys": []}` when tokens are signed with a shared secret (HS*).'
+)
+
+
+@extend_schema(tags=AUTH_TAG)
+class JWKSView(PublicAPIView):
+    """The public keys that verify Gatehouse's JWTs: each token's `kid` header names one of them."""
+
+    renderer_classes = [JSONRenderer]  # a JWK Set is JSON for every client, browsers included
+
+    @extend_schema(responses={200: _JWKS}, auth=[])
+    def get(self, request):
+        return Response(token_backend().jwks())
 
 
 class _SessionAction(APIView):
