@@ -8,6 +8,7 @@ import jwt
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services
@@ -272,3 +273,31 @@ def test_last_seen_is_written_at_most_once_a_minute(user, login, client_for, dja
         client.get(ME)
     session = AuthSession.objects.get()
     assert session.last_seen > session.created_at
+
+
+def test_refreshing_past_the_absolute_session_lifetime_is_401(api_client, user, login, settings):
+    """However fresh the refresh token, a session ends SESSION_MAX_AGE_DAYS after its login."""
+    assert settings.SESSION_MAX_AGE_DAYS == 30
+    pair = login(user)
+    session = AuthSession.objects.get(pk=pair.refresh.session_id)
+    logged_in = timezone.now() - timedelta(days=29, hours=23)
+    AuthSession.objects.filter(pk=session.pk).update(created_at=logged_in)
+
+    response = api_client.post(REFRESH, {"refresh_token": str(pair.refresh)}, format="json")
+    assert response.status_code == 200
+    # The session (and its refresh tokens' records) now ends at the absolute limit, not a refresh lifetime away.
+    session.refresh_from_db()
+    assert session.expires_at == logged_in + timedelta(days=30)
+
+    AuthSession.objects.filter(pk=session.pk).update(
+        created_at=timezone.now() - timedelta(days=30, seconds=1), expires_at=timezone.now() + timedelta(days=7)
+    )
+    response = api_client.post(REFRESH, {"refresh_token": response.json()["refresh_token"]}, format="json")
+    assert response.status_code == 401
+
+
+def test_the_absolute_session_lifetime_is_a_setting(api_client, user, login, settings):
+    settings.SESSION_MAX_AGE_DAYS = 1
+    pair = login(user)
+    AuthSession.objects.filter(pk=pair.refresh.session_id).update(created_at=timezone.now() - timedelta(days=1))
+    assert api_client.post(REFRESH, {"refresh_token": str(pair.refresh)}, format="json").status_code == 401
