@@ -350,6 +350,8 @@ SPECTACULAR_SETTINGS = {
 # CORS: https://github.com/adamchainz/django-cors-headers#configuration
 # ------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+# Cookie mode (accounts/views.py) from another origin of the same site needs the browser to send the cookie.
+CORS_ALLOW_CREDENTIALS = env.bool("CORS_ALLOW_CREDENTIALS", default=False)
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",
