@@ -11,7 +11,7 @@ no known age, so the key before it is kept.
 
 The kid is the key's RFC 7638 thumbprint (SHA-256 of its canonical public JWK, base64url), so it follows
 the key whatever file it is in. The loaded keyring is cached per process and reloaded when the file changes
-(mtime, size or inode): a rotation reaches every running process at its next token. Errors name files and
+(mtime, size or inode): a rotation reaches every running process within RECHECK_SECONDS. Errors name files and
 key numbers, never key bytes.
 """
 
@@ -26,6 +26,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -176,28 +177,39 @@ def parse(path: Path, data: bytes, algorithm: str) -> tuple[SigningKey, ...]:
 
 
 _cache_lock = threading.Lock()
-_cache: dict[tuple[Path, str], tuple[tuple[int, int, int], Keyring]] = {}
+_cache: dict[tuple[str, str], tuple[tuple[int, int, int], float, Keyring]] = {}
+RECHECK_SECONDS = 1.0
 
 
 def load(path: Path | str, algorithm: str) -> Keyring:
-    """The keyring of `path` for `algorithm`, as cached until the file changes."""
+    """The keyring of `path` for `algorithm`, as cached until the file changes (looked at once a second at
+    most: a stat per token would cost a tenth of a verification, measured)."""
+    cached = _cache.get((str(path), algorithm))
+    if cached is not None and time.monotonic() - cached[1] < RECHECK_SECONDS:
+        return cached[2]
     path = Path(path)
     try:
         stat = path.stat()
     except OSError as error:
         raise KeyringError(f"Cannot read the JWT keyring {path}: {error.strerror}.") from None
     signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-    cached = _cache.get((path, algorithm))
     if cached is not None and cached[0] == signature:
-        return cached[1]
+        _cache[(str(path), algorithm)] = (signature, time.monotonic(), cached[2])
+        return cached[2]
     with _cache_lock:
         try:
             data = path.read_bytes()
         except OSError as error:
             raise KeyringError(f"Cannot read the JWT keyring {path}: {error.strerror}.") from None
         loaded = Keyring(path=path, algorithm=algorithm, keys=parse(path, data, algorithm))
-        _cache[(path, algorithm)] = (signature, loaded)
+        _cache[(str(path), algorithm)] = (signature, time.monotonic(), loaded)
         return loaded
+
+
+def forget_cached() -> None:
+    """Read the keyring file again at the next use (rotate() calls it, so this process sees its own rotation
+    at once; other processes see it within RECHECK_SECONDS)."""
+    _cache.clear()
 
 
 # ROTATION
@@ -261,5 +273,6 @@ def rotate(path: Path | str, algorithm: str, *, keep_for: timedelta) -> tuple[st
         kept_kids = {key.kid for key in kept}
         private = new_private_key(algorithm)
         _replace(path, [key.block for key in existing if key.kid in kept_kids] + [_block(private, now)])
+        forget_cached()
     dropped = [key.kid for key in existing if key.kid not in kept_kids]
     return thumbprint(_public_jwk(private.public_key())), dropped

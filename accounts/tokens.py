@@ -3,7 +3,10 @@
 And the tokens of the links the accounts mails carry: password reset (Django's own generator) and email
 verification (below)."""
 
+import base64
+import binascii
 import hashlib
+import json
 from datetime import datetime, timedelta
 
 import jwt
@@ -23,6 +26,24 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 from accounts import jwks
 
 SESSION_CLAIM = "sid"
+
+
+MAX_HEADER_CHARS = 1024  # ours is under 120; a longer header is not ours and is not worth decoding
+
+
+def _unverified_kid(token: str) -> str | None:
+    """The `kid` of the token's header, unverified: it only picks the key that then verifies everything.
+    Read here rather than by jwt.get_unverified_header, which validates the whole token a second time (about
+    half the cost of a verification, measured)."""
+    segment = token.split(".", 1)[0] if isinstance(token, str) else ""
+    if not segment or len(segment) > MAX_HEADER_CHARS:
+        return None
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
 
 
 class KeyringTokenBackend(TokenBackend):
@@ -62,11 +83,8 @@ class KeyringTokenBackend(TokenBackend):
     def get_verifying_key(self, token):
         if not self.uses_keyring:
             return super().get_verifying_key(token)
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.InvalidTokenError:
-            raise TokenBackendError("Token is invalid") from None
-        key = self.keyring().verifying_key(kid, keep_for=self.keep_keys_for) if isinstance(kid, str) else None
+        kid = _unverified_kid(token)
+        key = self.keyring().verifying_key(kid, keep_for=self.keep_keys_for) if kid is not None else None
         if key is None:  # no kid, or one that names no live key (never ours, or retired)
             raise TokenBackendError("Token is invalid")
         return key.public

@@ -5,7 +5,10 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -107,7 +110,19 @@ def test_a_superseded_key_leaves_the_set_once_its_tokens_have_expired(
     assert len(jwks.parse(path, Path(path).read_bytes(), asymmetric)) == 2
 
 
-@pytest.mark.parametrize("attack", ["no_kid", "unknown_kid", "hs256_with_the_public_key", "other_key_same_kid"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "no_kid",
+        "unknown_kid",
+        "hs256_with_the_public_key",
+        "other_key_same_kid",
+        "kid_not_a_string",
+        "header_not_an_object",
+        "header_not_base64",
+        "huge_header",
+    ],
+)
 def test_forged_asymmetric_tokens_are_401(asymmetric, api_client, user, login, client_for, settings, attack):
     genuine = str(login(user).access)
     claims = jwt.decode(genuine, options={"verify_signature": False})
@@ -119,23 +134,31 @@ def test_forged_asymmetric_tokens_are_401(asymmetric, api_client, user, login, c
         token = jwt.encode(claims, stranger, algorithm=asymmetric, headers={"kid": "not-a-key-of-ours"})
     elif attack == "other_key_same_kid":
         token = jwt.encode(claims, stranger, algorithm=asymmetric, headers={"kid": kid})
-    else:  # algorithm confusion: the published public key used as an HMAC secret
+    elif attack == "hs256_with_the_public_key":  # algorithm confusion: the published public key as an HMAC secret
         key = jwt.PyJWKSet.from_dict(api_client.get(JWKS).json())[kid].key
         public_pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         token = _hs256_raw(claims, public_pem, kid)
+    else:  # headers PyJWT would not write: the genuine payload and signature under another header
+        segment = {
+            "kid_not_a_string": _b64(json.dumps({"alg": asymmetric, "kid": [kid]}).encode()).decode(),
+            "header_not_an_object": "W10",
+            "header_not_base64": "e30*",
+            "huge_header": "e" * 100_000,
+        }[attack]
+        token = ".".join([segment, *genuine.split(".")[1:]])
     assert client_for(token).get(ME).status_code == 401, attack
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _hs256_raw(claims: dict, secret: bytes, kid: str) -> str:
     """An HS256 token by hand: PyJWT itself refuses a PEM as an HMAC secret, an attacker's code would not."""
-
-    def b64(data: bytes) -> bytes:
-        return base64.urlsafe_b64encode(data).rstrip(b"=")
-
     signing_input = (
-        b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode()) + b"." + b64(json.dumps(claims).encode())
+        _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode()) + b"." + _b64(json.dumps(claims).encode())
     )
-    return (signing_input + b"." + b64(hmac.new(secret, signing_input, hashlib.sha256).digest())).decode()
+    return (signing_input + b"." + _b64(hmac.new(secret, signing_input, hashlib.sha256).digest())).decode()
 
 
 def test_with_a_shared_secret_the_set_is_empty_and_there_is_nothing_to_rotate(api_client):
@@ -206,3 +229,33 @@ def test_a_missing_or_unusable_keyring_fails_the_system_check(settings, tmp_path
     assert jwt_keyring_check(None) == []
     settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "ALGORITHM": "RS256"}  # an EC keyring for an RSA algorithm
     assert "not an RSA key" in jwt_keyring_check(None)[0].msg
+
+
+def test_a_rotation_by_another_process_reaches_this_one_within_the_recheck_interval(
+    settings, tmp_path, user, login, monkeypatch
+):
+    """`manage.py rotate_jwt_key` runs in a process of its own; the web processes read the file again."""
+    path = tmp_path / "keyring.pem"
+    configure(settings, path, "ES256")
+    rotate()
+    before = jwt.get_unverified_header(str(login(user).access))["kid"]
+    environment = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        VAR_DIR=str(tmp_path / "var"),
+        JWT_ALGORITHM="ES256",
+        JWT_PRIVATE_KEY_FILE=str(path),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "rotate_jwt_key"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    new_kid = result.stdout.split()[3].rstrip(".")
+    assert new_kid != before
+    monkeypatch.setattr(jwks, "RECHECK_SECONDS", 0)  # rather than sleep through the second
+    assert jwt.get_unverified_header(str(login(user).access))["kid"] == new_kid
