@@ -1,7 +1,7 @@
 """System checks (`manage.py check`, and every server and worker start) for the accounts app's settings."""
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 
 CONSOLE_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
@@ -20,3 +20,25 @@ def console_mail_check(app_configs, **kwargs) -> list[Warning]:
             id="accounts.W001",
         )
     ]
+
+
+@register()
+def jwt_keyring_check(app_configs, **kwargs) -> list[Error]:
+    """With RS*, ES* or EdDSA, the keyring must load at start, not at the first login."""
+    from accounts.jwks import KeyringError
+    from accounts.tokens import token_backend
+
+    backend = token_backend()
+    if not backend.uses_keyring:
+        return []
+    try:
+        backend.keyring()
+    except KeyringError as error:
+        return [
+            Error(
+                str(error),
+                hint="Create the keyring with `manage.py rotate_jwt_key`, or point JWT_PRIVATE_KEY_FILE at it.",
+                id="accounts.E001",
+            )
+        ]
+    return []

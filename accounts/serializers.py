@@ -51,16 +51,23 @@ class MeUpdateSerializer(serializers.Serializer):
     )
 
 
+_COOKIE_HELP = (
+    "Cookie mode, for browser apps: the refresh token is set as an HttpOnly, Secure, SameSite=Strict cookie "
+    "scoped to /api/v1/auth/ and left out of the body; POST /auth/refresh with no body then uses it."
+)
+
+
 class LoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=254, required=False, help_text="Username or email address.")
     username_or_email = serializers.CharField(max_length=254, required=False, help_text="Alias of `username`.")
     password = _password_field()
+    cookie = serializers.BooleanField(required=False, default=False, help_text=_COOKIE_HELP)
 
     def validate(self, attrs):
         identifier = attrs.get("username") or attrs.get("username_or_email")
         if not identifier:
             raise serializers.ValidationError({"username": ["This field is required."]})
-        return {"username": identifier, "password": attrs["password"]}
+        return {"username": identifier, "password": attrs["password"], "cookie": attrs["cookie"]}
 
 
 class OAuth2PasswordSerializer(serializers.Serializer):
@@ -74,7 +81,7 @@ class OAuth2PasswordSerializer(serializers.Serializer):
 
 class TokenPairSerializer(serializers.Serializer):
     access_token = serializers.CharField()
-    refresh_token = serializers.CharField()
+    refresh_token = serializers.CharField(required=False, help_text="Absent in cookie mode: it is in the cookie.")
     token_type = serializers.CharField()
     expires_in = serializers.IntegerField(help_text="Lifetime of the access token, in seconds.")
 
@@ -88,7 +95,9 @@ class TokenPairSerializer(serializers.Serializer):
 
 
 class RefreshSerializer(serializers.Serializer):
-    refresh_token = serializers.CharField(max_length=4096)
+    refresh_token = serializers.CharField(
+        max_length=4096, required=False, help_text="Omit it to refresh with the cookie of cookie mode."
+    )
 
 
 class LogoutSerializer(serializers.Serializer):
@@ -204,3 +213,4 @@ class MFARequiredSerializer(serializers.Serializer):
 class LoginMFASerializer(serializers.Serializer):
     mfa_token = serializers.CharField(max_length=200)
     code = _code_field()
+    cookie = serializers.BooleanField(required=False, default=False, help_text=_COOKIE_HELP)

@@ -572,6 +572,11 @@ def _refresh_expiry():
     return timezone.now() + settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
 
 
+def _session_end(session: AuthSession):
+    """The absolute end of a session: SESSION_MAX_AGE_DAYS after its login, however often it is refreshed."""
+    return session.created_at + timedelta(days=settings.SESSION_MAX_AGE_DAYS)
+
+
 def _issue_tokens(*, session: AuthSession) -> TokenPair:
     """A new access/refresh pair for the session; the refresh token is recorded by jti only."""
     refresh = SessionRefreshToken()
@@ -651,6 +656,9 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
     session = AuthSession.objects.select_related("user").filter(pk=presented.session_id).first()
     if session is None or not _session_is_valid(session=session, token=presented):
         raise AuthenticationError(TOKEN_INVALID)
+    ends_at = _session_end(session)
+    if timezone.now() >= ends_at:
+        raise AuthenticationError(TOKEN_INVALID)
     # The conditional UPDATE is the whole race guard: of two concurrent exchanges of the
     # same token, exactly one sees used_at still NULL.
     consumed = RefreshTokenRecord.objects.filter(
@@ -665,8 +673,8 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
             )
         raise AuthenticationError(TOKEN_INVALID)
     with transaction.atomic():
-        # Each refresh extends the session: it lives as long as its newest refresh token.
-        session.expires_at = _refresh_expiry()
+        # Each refresh extends the session: it lives as long as its newest refresh token, never past its end.
+        session.expires_at = min(_refresh_expiry(), ends_at)
         AuthSession.objects.filter(pk=session.pk).update(expires_at=session.expires_at)
         return _issue_tokens(session=session)
 

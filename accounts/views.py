@@ -2,10 +2,13 @@
 
 import uuid
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -45,7 +48,7 @@ from accounts.throttling import (
     MFAAccountRateThrottle,
     UsernameRateThrottle,
 )
-from accounts.tokens import SessionAccessToken
+from accounts.tokens import SessionAccessToken, token_backend
 from config.parsers import SafeJSONParser
 from config.requests import client_ip
 from config.views import PublicAPIView
@@ -93,13 +96,49 @@ def _client(request) -> dict:
     return {"user_agent": request.META.get("HTTP_USER_AGENT", ""), "ip_address": client_ip(request)}
 
 
-def _login(request, *, username: str, password: str, allow_second_step: bool = True) -> Response:
+# COOKIE MODE: the refresh token of a browser app, out of the reach of its scripts (README "Cookie mode").
+# __Secure-: a browser takes it only from a secure origin, so a plain-HTTP page cannot plant one. Scoped to the
+# auth endpoints (refresh and logout read it), never sent with the rest of the API.
+REFRESH_COOKIE = "__Secure-gatehouse-refresh"
+REFRESH_COOKIE_PATH = "/api/v1/auth/"
+
+
+def _tokens_response(pair: services.TokenPair, *, cookie: bool) -> Response:
+    body = TokenPairSerializer(pair).data
+    if not cookie:
+        return Response(body)
+    refresh = body.pop("refresh_token")
+    response = Response(body, headers=NO_STORE)
+    response.set_cookie(
+        REFRESH_COOKIE,
+        refresh,
+        max_age=int(settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"].total_seconds()),
+        path=REFRESH_COOKIE_PATH,
+        secure=True,
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
+
+
+def _origin_is_trusted(request) -> bool:
+    """CSRF defence of a refresh by cookie: the page that asks is this server's or one of CORS_ALLOWED_ORIGINS.
+    SameSite=Strict keeps other sites out, but not a sibling origin of the same site (another subdomain);
+    browsers send Origin with every POST, so a request without one is not a browser app of ours either."""
+    origin = request.headers.get("Origin", "").lower()
+    if not origin:
+        return False
+    own = f"{request.scheme}://{request.get_host()}".lower()
+    return origin == own or origin in {allowed.lower() for allowed in settings.CORS_ALLOWED_ORIGINS}
+
+
+def _login(request, *, username: str, password: str, allow_second_step: bool = True, cookie: bool = False) -> Response:
     outcome = services.auth_login(
         username=username, password=password, request=request, allow_second_step=allow_second_step, **_client(request)
     )
     if isinstance(outcome, services.MFAChallengeIssued):
         return Response(MFARequiredSerializer(outcome).data, headers=NO_STORE)
-    return Response(TokenPairSerializer(outcome).data)
+    return _tokens_response(outcome, cookie=cookie)
 
 
 @extend_schema(tags=AUTH_TAG)
@@ -160,20 +199,54 @@ class LoginMFAView(PublicAPIView):
         auth=[],
     )
     def post(self, request):
-        pair = services.auth_login_mfa(**validated(LoginMFASerializer, request.data), **_client(request))
-        return Response(TokenPairSerializer(pair).data)
+        data = validated(LoginMFASerializer, request.data)
+        cookie = data.pop("cookie")
+        pair = services.auth_login_mfa(**data, **_client(request))
+        return _tokens_response(pair, cookie=cookie)
 
 
 @extend_schema(tags=AUTH_TAG)
 class RefreshView(_CredentialEndpoint):
-    """Exchange a refresh token for a new pair; the old refresh token stops working."""
+    """Exchange a refresh token for a new pair; the old refresh token stops working. With no refresh_token in
+    the body, the cookie of cookie mode is used (and renewed), from a trusted Origin only."""
 
     throttle_scope = "refresh"
 
-    @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, auth=[])
+    @extend_schema(
+        request=RefreshSerializer,
+        responses={
+            200: TokenPairSerializer,
+            403: OpenApiResponse(description="Refresh by cookie from an Origin that is not trusted"),
+        },
+        auth=[],
+    )
     def post(self, request):
-        pair = services.auth_refresh(refresh_token=validated(RefreshSerializer, request.data)["refresh_token"])
-        return Response(TokenPairSerializer(pair).data)
+        body = validated(RefreshSerializer, request.data)
+        if "refresh_token" in body:
+            return _tokens_response(services.auth_refresh(refresh_token=body["refresh_token"]), cookie=False)
+        from_cookie = request.COOKIES.get(REFRESH_COOKIE)
+        if not from_cookie:
+            raise ValidationError({"refresh_token": ["This field is required."]})
+        if not _origin_is_trusted(request):
+            raise PermissionDenied("A refresh by cookie needs an Origin of this server or of CORS_ALLOWED_ORIGINS.")
+        return _tokens_response(services.auth_refresh(refresh_token=from_cookie), cookie=True)
+
+
+_JWKS = OpenApiResponse(
+    description='RFC 7517 JWK Set: `{"keys": [{"kty", "kid", "use": "sig", "alg", ...}]}`; '
+    '`{"keys": []}` when tokens are signed with a shared secret (HS*).'
+)
+
+
+@extend_schema(tags=AUTH_TAG)
+class JWKSView(PublicAPIView):
+    """The public keys that verify Gatehouse's JWTs: each token's `kid` header names one of them."""
+
+    renderer_classes = [JSONRenderer]  # a JWK Set is JSON for every client, browsers included
+
+    @extend_schema(responses={200: _JWKS}, auth=[])
+    def get(self, request):
+        return Response(token_backend().jwks())
 
 
 class _SessionAction(APIView):
@@ -198,7 +271,14 @@ class LogoutView(_SessionAction):
     input_serializer_class = LogoutSerializer
 
     def act(self, request, refresh_token=None):
+        # Cookie mode: the cookie's session ends too (it is the caller's, or the caller's other tab's).
+        refresh_token = refresh_token or request.COOKIES.get(REFRESH_COOKIE)
         services.auth_logout(user=request.user, session_id=request.auth.session_id, refresh_token=refresh_token)
+
+    def post(self, request):
+        response = super().post(request)
+        response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, samesite="Strict")
+        return response
 
 
 @extend_schema(tags=AUTH_TAG, request=None, responses={204: None})

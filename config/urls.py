@@ -21,6 +21,7 @@ handler404 = views.not_found
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api", views.APIIndexView.as_view(), name="api-index"),
+    path(".well-known/", include("accounts.urls_well_known")),
     path("health", views.HealthView.as_view(), name="health"),
     path("health/live", views.LivenessView.as_view(), name="health-live"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

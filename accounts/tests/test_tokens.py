@@ -8,6 +8,7 @@ import jwt
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services
@@ -24,7 +25,8 @@ def sign(payload, key=None, algorithm="HS256"):
 
 
 def claims_of(token) -> dict:
-    return dict(token.payload)
+    """The claims as signed: the payload, with the issuer and audience the backend adds."""
+    return {**token.payload, "iss": settings.JWT_ISSUER, "aud": settings.JWT_AUDIENCE}
 
 
 def test_bearer_scheme_is_case_insensitive(user, login):
@@ -76,6 +78,10 @@ def _forged(user, login, **changes):
         "no_session",
         "garbage",
         "other_user",
+        "no_audience",
+        "other_audience",
+        "no_issuer",
+        "other_issuer",
     ],
 )
 def test_bad_access_tokens_are_401(user, other_user, login, client_for, attack):
@@ -100,11 +106,29 @@ def test_bad_access_tokens_are_401(user, other_user, login, client_for, attack):
         token = sign(claims)
     elif attack == "garbage":
         token = "not.a.jwt"
+    elif attack in ("no_audience", "no_issuer"):
+        claims = _forged(user, login)
+        del claims["aud" if attack == "no_audience" else "iss"]
+        token = sign(claims)
+    elif attack == "other_audience":
+        token = sign(_forged(user, login, aud="billing"))
+    elif attack == "other_issuer":
+        token = sign(_forged(user, login, iss="https://evil.example"))
     else:  # a valid session id of alice's, presented as bob
         token = sign(_forged(user, login, user_id=str(other_user.pk)))
     response = client_for(token).get(ME)
     assert response.status_code == 401, attack
     assert "WWW-Authenticate" in response.headers
+
+
+def test_a_forged_token_with_every_claim_right_passes(user, login, client_for):
+    """The attacks above fail for what they change, not for something the forgery got wrong."""
+    assert client_for(sign(_forged(user, login))).get(ME).status_code == 200
+
+
+def test_tokens_carry_the_issuer_and_audience(user, login):
+    claims = jwt.decode(str(login(user).access), options={"verify_signature": False})
+    assert (claims["iss"], claims["aud"]) == (settings.JWT_ISSUER, "gatehouse")
 
 
 def test_refresh_token_is_not_an_access_token_and_vice_versa(api_client, user, login, client_for):
@@ -249,3 +273,31 @@ def test_last_seen_is_written_at_most_once_a_minute(user, login, client_for, dja
         client.get(ME)
     session = AuthSession.objects.get()
     assert session.last_seen > session.created_at
+
+
+def test_refreshing_past_the_absolute_session_lifetime_is_401(api_client, user, login, settings):
+    """However fresh the refresh token, a session ends SESSION_MAX_AGE_DAYS after its login."""
+    assert settings.SESSION_MAX_AGE_DAYS == 30
+    pair = login(user)
+    session = AuthSession.objects.get(pk=pair.refresh.session_id)
+    logged_in = timezone.now() - timedelta(days=29, hours=23)
+    AuthSession.objects.filter(pk=session.pk).update(created_at=logged_in)
+
+    response = api_client.post(REFRESH, {"refresh_token": str(pair.refresh)}, format="json")
+    assert response.status_code == 200
+    # The session (and its refresh tokens' records) now ends at the absolute limit, not a refresh lifetime away.
+    session.refresh_from_db()
+    assert session.expires_at == logged_in + timedelta(days=30)
+
+    AuthSession.objects.filter(pk=session.pk).update(
+        created_at=timezone.now() - timedelta(days=30, seconds=1), expires_at=timezone.now() + timedelta(days=7)
+    )
+    response = api_client.post(REFRESH, {"refresh_token": response.json()["refresh_token"]}, format="json")
+    assert response.status_code == 401
+
+
+def test_the_absolute_session_lifetime_is_a_setting(api_client, user, login, settings):
+    settings.SESSION_MAX_AGE_DAYS = 1
+    pair = login(user)
+    AuthSession.objects.filter(pk=pair.refresh.session_id).update(created_at=timezone.now() - timedelta(days=1))
+    assert api_client.post(REFRESH, {"refresh_token": str(pair.refresh)}, format="json").status_code == 401

@@ -213,32 +213,55 @@ EMAIL_VERIFICATION_TIMEOUT = env.int("EMAIL_VERIFICATION_TIMEOUT", default=3 * 2
 ACCESS_TOKEN_EXPIRE_MINUTES = env.int("ACCESS_TOKEN_EXPIRE_MINUTES", default=30)
 REFRESH_TOKEN_EXPIRE_DAYS = env.int("REFRESH_TOKEN_EXPIRE_DAYS", default=7)
 JWT_ALGORITHM = env("JWT_ALGORITHM", default="HS256")
+# HS* keys shorter than this are refused: RFC 7518 section 3.2 asks for at least the hash's size.
+JWT_SIGNING_KEY_MIN_BYTES = 32
+JWT_SIGNING_KEY = ""
+JWT_PRIVATE_KEY_FILE = ""
+if JWT_ALGORITHM.startswith("HS"):
+    # A key of its own, derived from SECRET_KEY, so a JWT signature never doubles as a signature of
+    # Django's (sessions, password reset) and vice versa. Set but empty (the compose file's worker) means unset.
+    JWT_SIGNING_KEY = (
+        env("JWT_SIGNING_KEY", default="") or hashlib.sha256(f"gatehouse.jwt:{SECRET_KEY}".encode()).hexdigest()
+    )
+    if len(JWT_SIGNING_KEY.encode()) < JWT_SIGNING_KEY_MIN_BYTES:
+        raise ImproperlyConfigured(
+            f"JWT_SIGNING_KEY must be at least {JWT_SIGNING_KEY_MIN_BYTES} bytes long (or unset, to derive one)."
+        )
+else:
+    # RS*, ES*, EdDSA: the keyring (accounts/jwks.py), one PEM file of private keys, the last one signing;
+    # `manage.py rotate_jwt_key` creates it or adds a key. The public keys are derived from it (and published
+    # at /.well-known/jwks.json): JWT_PUBLIC_KEY_FILE is no longer read.
+    JWT_PRIVATE_KEY_FILE = env("JWT_PRIVATE_KEY_FILE")
 
 
-def _jwt_keys() -> tuple[str, str]:
-    """(signing key, verifying key). HS*: a shared secret; RS*/ES*: PEM files."""
-    if JWT_ALGORITHM.startswith("HS"):
-        # A key of its own, derived from SECRET_KEY, so a JWT signature never doubles as
-        # a signature of Django's (sessions, password reset) and vice versa.
-        derived = hashlib.sha256(f"gatehouse.jwt:{SECRET_KEY}".encode()).hexdigest()
-        return env("JWT_SIGNING_KEY", default=derived), ""
-    private_path = env("JWT_PRIVATE_KEY_FILE")
-    public_path = env("JWT_PUBLIC_KEY_FILE")
-    return Path(private_path).read_text(), Path(public_path).read_text()
+def _default_jwt_issuer() -> str:
+    """The server's origin from its first ALLOWED_HOSTS entry (a wildcard names no origin: "gatehouse").
+    Settings-time, not the request's Host: a token must name the same issuer whichever host issued it."""
+    host = ALLOWED_HOSTS[0].lstrip(".") if ALLOWED_HOSTS else "*"
+    if not host or "*" in host:
+        return "gatehouse"
+    return f"{'http' if DEBUG else 'https'}://{host}"
 
 
-_jwt_signing_key, _jwt_verifying_key = _jwt_keys()
+# Every token carries both and is refused without them (or with another audience), so a token Gatehouse
+# issued for itself is not taken by a service expecting another audience, and vice versa.
+JWT_ISSUER = env("JWT_ISSUER", default="") or _default_jwt_issuer()
+JWT_AUDIENCE = env("JWT_AUDIENCE", default="gatehouse")
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=ACCESS_TOKEN_EXPIRE_MINUTES),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=REFRESH_TOKEN_EXPIRE_DAYS),
     "ALGORITHM": JWT_ALGORITHM,
-    "SIGNING_KEY": _jwt_signing_key,
-    "VERIFYING_KEY": _jwt_verifying_key,
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "VERIFYING_KEY": "",
+    "AUDIENCE": JWT_AUDIENCE,
+    "ISSUER": JWT_ISSUER,
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "UPDATE_LAST_LOGIN": False,
     "LEEWAY": 0,
 }
+# A session ends this many days after its login, however often it is refreshed.
+SESSION_MAX_AGE_DAYS = env.int("SESSION_MAX_AGE_DAYS", default=30)
 # How long a validated login session (with its user) stays cached, in seconds. Revocation and
 # any change of the user outdate the entry (a per-user auth version, accounts/services.py), so
 # this is safe only with a cache every process shares: on by
@@ -350,6 +373,8 @@ SPECTACULAR_SETTINGS = {
 # CORS: https://github.com/adamchainz/django-cors-headers#configuration
 # ------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+# Cookie mode (accounts/views.py) from another origin of the same site needs the browser to send the cookie.
+CORS_ALLOW_CREDENTIALS = env.bool("CORS_ALLOW_CREDENTIALS", default=False)
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",

@@ -120,3 +120,29 @@ def test_rs256_tokens_sign_with_the_private_key_and_verify_with_the_public_one(t
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["RS256", "x"]
+
+
+def test_a_jwt_signing_key_shorter_than_32_bytes_is_refused_at_start(tmp_path):
+    short = run_django("", tmp_path, DJANGO_SETTINGS_MODULE="config.settings.base", JWT_SIGNING_KEY="x" * 31)
+    assert short.returncode != 0
+    assert "JWT_SIGNING_KEY must be at least 32 bytes" in short.stderr
+    assert "x" * 31 not in short.stderr  # the key itself is not echoed
+    enough = run_django("", tmp_path, DJANGO_SETTINGS_MODULE="config.settings.base", JWT_SIGNING_KEY="x" * 32)
+    assert enough.returncode == 0, enough.stderr
+    # Set but empty (the compose file's worker): the derived key, as if unset.
+    empty = run_django(
+        "from django.conf import settings; print(len(settings.JWT_SIGNING_KEY))",
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        JWT_SIGNING_KEY="",
+    )
+    assert empty.stdout.split() == ["64"], empty.stderr
+
+
+def test_the_jwt_issuer_defaults_to_the_first_allowed_host(tmp_path):
+    code = "from django.conf import settings; print(settings.JWT_ISSUER, settings.JWT_AUDIENCE)"
+    base = {"DJANGO_SETTINGS_MODULE": "config.settings.base"}
+    result = run_django(code, tmp_path, **base, DEBUG="false", ALLOWED_HOSTS="auth.example.com,api.example.com")
+    assert result.stdout.split() == ["https://auth.example.com", "gatehouse"], result.stderr
+    result = run_django(code, tmp_path, **base, JWT_ISSUER="https://id.example.com", JWT_AUDIENCE="shop")
+    assert result.stdout.split() == ["https://id.example.com", "shop"], result.stderr
