@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from config.logging import logging_config
 
@@ -519,6 +520,13 @@ CELERY_TIMEZONE = TIME_ZONE
 # the worker process dies; one message at a time per worker process (with acks_late the message
 # being worked on counts against the prefetch, so a busy process reserves nothing more). Which
 # user's run is sent at all is decided before the broker: TASKS_DISPATCH_PER_USER.
+# Two queues. "mail" carries the account mails, whose jobs make reset and verification tokens with
+# SECRET_KEY; "celery" everything else (browser runs, the sweeper). A worker started without -Q takes
+# both (make run, the tests, the smoke test); in Docker the browser worker takes only "celery", so the
+# container that renders untrusted pages never holds the web's SECRET_KEY, and the mailer takes "mail".
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("mail", routing_key="mail"))
+CELERY_TASK_ROUTES = {"accounts.send_account_mail": {"queue": "mail"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

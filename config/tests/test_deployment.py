@@ -34,7 +34,7 @@ from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
-APP_SERVICES = ("migrate", "web", "worker", "beat")
+APP_SERVICES = ("migrate", "web", "worker", "mailer", "beat")
 ENV_REFERENCE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?+][^}]*)?\}")
 
 
@@ -87,7 +87,7 @@ def clean_environment(tmp_path, **extra) -> dict[str, str]:
 
 # COMPOSE: SERVICES AND THEIR COMMANDS --------------------------------------------------------------
 def test_compose_has_the_production_topology(services, compose):
-    assert set(services) == {"web", "worker", "beat", "postgres", "redis", "migrate"}
+    assert set(services) == {"web", "worker", "mailer", "beat", "postgres", "redis", "migrate"}
     assert set(compose["volumes"]) >= {"postgres-data", "redis-data", "media", "keys", "beat"}
     # The web seals provider keys with the RSA keyring and the worker opens them: one file, on a shared volume.
     for name in ("web", "worker"):
@@ -486,3 +486,16 @@ def test_smoke_script_fails_clearly_when_a_service_is_missing(tmp_path):
     assert result.returncode == 1
     assert "SMOKE FAILED at step 'fresh database and Redis'" in result.stderr
     assert "SMOKE PASSED" not in result.stdout
+
+
+def test_account_mails_go_to_a_worker_that_holds_the_web_secret(services):
+    """Reset and verification tokens are made with SECRET_KEY: the mailer (web settings) sends the mails,
+    never the browser worker, which has a key of its own and renders untrusted pages."""
+    from config.celery import app
+
+    assert app.amqp.router.route({}, "accounts.send_account_mail")["queue"].name == "mail"
+    assert app.amqp.router.route({}, "tasks.run_task")["queue"].name == "celery"
+    worker, mailer = services["worker"], services["mailer"]
+    assert worker["command"][worker["command"].index("-Q") + 1] == "celery"
+    assert mailer["command"][mailer["command"].index("-Q") + 1] == "mail"
+    assert "SECRET_KEY" in worker["environment"] and "SECRET_KEY" not in mailer["environment"]
