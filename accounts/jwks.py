@@ -18,13 +18,9 @@ key numbers, never key bytes.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +31,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from config import crypto
 
 RSA_GENERATED_BITS = 3072
 RSA_MIN_BITS = 2048
@@ -233,46 +231,20 @@ def _block(private, created_at: datetime) -> bytes:
     return f"Created: {created_at.isoformat(timespec='seconds')}\n".encode() + pem
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path):
-    """Serialise the keyring's writers (two rotations at once would each drop the other's key)."""
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _replace(path: Path, blocks: list[bytes]) -> None:
-    """Write the keyring aside (mode 0600 from its creation) and rename it into place: a reader sees the
-    old file or the new one, never half of one."""
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=".jwt-keyring-", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(b"".join(blocks))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-
-
 def rotate(path: Path | str, algorithm: str, *, keep_for: timedelta) -> tuple[str, list[str]]:
     """Append a new key, which signs from now on (the file is created if missing), and drop the keys no live
     token can be signed with any more. Returns (the new kid, the kids dropped)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     now = timezone.now()
-    with _exclusive(path):
+    with crypto.keyring_lock(path):
         existing = parse(path, path.read_bytes(), algorithm) if path.exists() else ()
         kept = (
             Keyring(path=path, algorithm=algorithm, keys=existing).live(keep_for=keep_for, now=now) if existing else ()
         )
         kept_kids = {key.kid for key in kept}
         private = new_private_key(algorithm)
-        _replace(path, [key.block for key in existing if key.kid in kept_kids] + [_block(private, now)])
+        crypto.keyring_replace(path, [key.block for key in existing if key.kid in kept_kids] + [_block(private, now)])
         forget_cached()
     dropped = [key.kid for key in existing if key.kid not in kept_kids]
     return thumbprint(_public_jwk(private.public_key())), dropped

@@ -224,8 +224,9 @@ def keyring() -> Keyring:
 
 
 @contextlib.contextmanager
-def _exclusive(path: Path):
-    """Serialise the keyring's writers (two rotations at once would each drop the other's key)."""
+def keyring_lock(path: Path):
+    """Serialise a keyring file's writers (two rotations at once would each drop the other's key); also used
+    by the JWT keyring (accounts/jwks.py)."""
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -234,7 +235,7 @@ def _exclusive(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _replace(path: Path, keys: list[bytes]) -> None:
+def keyring_replace(path: Path, keys: list[bytes]) -> None:
     """Write the keyring anew and move it into place in one rename: a reader sees the old file or the new."""
     temporary = _write_private_temp(path.parent, b"".join(keys))
     try:
@@ -248,10 +249,10 @@ def rotate() -> str:
     """Append a new key pair to the keyring; it becomes the current key. Returns its kid."""
     path = keyring_path()
     _generate_if_missing(path)
-    with _exclusive(path):
+    with keyring_lock(path):
         existing = _parse(path, path.read_bytes())
         new_pem = _new_key_pem()
-        _replace(path, [key.pem for key in existing] + [new_pem])
+        keyring_replace(path, [key.pem for key in existing] + [new_pem])
     return keyring().current.kid
 
 
@@ -262,13 +263,13 @@ def retire(kids: list[str] | set[str]) -> list[str]:
     """
     path = keyring_path()
     wanted = set(kids)
-    with _exclusive(path):
+    with keyring_lock(path):
         existing = _parse(path, path.read_bytes())
         if existing[-1].kid in wanted:
             raise KeyringError(f"{existing[-1].kid} is the current key and cannot be retired; rotate first.")
         removed = [key.kid for key in existing if key.kid in wanted]
         if removed:
-            _replace(path, [key.pem for key in existing if key.kid not in wanted])
+            keyring_replace(path, [key.pem for key in existing if key.kid not in wanted])
     return removed
 
 
