@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from accounts import services as account_services
 from accounts.models import User
+from config.local_cache import auth_cache
 
 TEST_PASSWORD = "correct horse battery staple"
 
@@ -95,10 +96,13 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Throttle counters and cached sessions must not leak from one test into the next."""
+    """Throttle counters and cached sessions and keys must not leak from one test into the next (the
+    database rolls back, and a rolled-back change publishes no invalidation on commit)."""
     cache.clear()
+    auth_cache().clear()
     yield
     cache.clear()
+    auth_cache().clear()
 
 
 @pytest.fixture

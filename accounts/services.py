@@ -1,8 +1,8 @@
 """Accounts: every write and rule about users, login sessions and their tokens."""
 
 import contextlib
+import copy
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -35,6 +35,7 @@ from accounts.models import (
 from accounts.tokens import SESSION_CLAIM, SessionAccessToken, SessionRefreshToken, email_verification_token
 from config import celery_app, crypto
 from config.errors import AuthenticationError, Conflict, InvalidInput, ServiceError
+from config.local_cache import auth_cache, user_tag
 from config.requests import current_client
 
 logger = logging.getLogger(__name__)
@@ -1067,34 +1068,15 @@ def mfa_totp_kids_in_use() -> set[str]:
 # ------------------------------------------------------------------------------
 
 
-# The cache holds (auth version, session) entries, the session joined to its user. Every change that can
-# revoke a user's tokens or change what they may do (a revocation, any save or deletion of the user row)
-# moves the user's auth version to a value never used before, at once and again after the commit; an entry
-# counts only while the version it was read under is current. A request reads the version in the same
-# round trip as the entry, so before it reads the row: if the change commits after that read, the entry it
-# writes is dead on arrival, and a stale read can never bring a revoked session (or a demoted admin) back.
-# A version that expired or was evicted only costs a cold read: versions are random, never reused.
-AUTH_VERSION_SECONDS = 24 * 3600
-
-
-def _session_cache_key(session_id) -> str:
-    return f"authsession:{session_id}"
-
-
-def _auth_version_key(user_id) -> str:
-    return f"authversion:{user_id}"
-
-
-def _auth_version_bump(user_id) -> None:
-    cache.set(_auth_version_key(user_id), uuid.uuid4().hex, AUTH_VERSION_SECONDS)
+# Validated sessions, each with its user, are kept in the process's memory (config/local_cache.py), tagged
+# with their user. Every change that can revoke a user's tokens or change what they may do (a revocation,
+# any save or deletion of the user row) invalidates the tag in every process before the change is answered,
+# so a warm request costs no query and no round trip, and the very next request after a change reads the row.
 
 
 def _forget_cached_sessions(*, user_id) -> None:
-    """Make every cached session of the user stale, now and again once the change is committed (a request
-    that reads the row in between reads the first new version with it, which the second one outdates)."""
-    if settings.AUTH_SESSION_CACHE_SECONDS:
-        _auth_version_bump(user_id)
-        transaction.on_commit(lambda: _auth_version_bump(user_id))
+    """Make every process forget the user's cached sessions, now and again once the change is committed."""
+    auth_cache().invalidate([user_tag(user_id)])
 
 
 def user_row_changed(sender, instance, **kwargs) -> None:
@@ -1123,29 +1105,31 @@ def _session_query(session_id) -> AuthSession | None:
         return None
 
 
-def _load_session(*, session_id: str, user_id) -> tuple[AuthSession | None, str | None]:
-    """The session joined to its user, and the auth version it was read under (None: not cacheable).
-    Warm: one cache round trip (the entry and the user's version together), no query; cold: one query."""
-    timeout = settings.AUTH_SESSION_CACHE_SECONDS
-    if not timeout:
-        return _session_query(session_id), None
-    key, version_key = _session_cache_key(session_id), _auth_version_key(user_id)
-    found = cache.get_many([key, version_key])
-    version, entry = found.get(version_key), found.get(key)
-    if version is not None and entry is not None and entry[0] == version:
-        return entry[1], version
-    if version is None:
-        # No version yet (or it expired): start one, before the row is read. If another request started
-        # one meanwhile, ours is not current: read without caching.
-        fresh = uuid.uuid4().hex
-        version = fresh if cache.add(version_key, fresh, AUTH_VERSION_SECONDS) else None
+def _copy_session(session: AuthSession) -> AuthSession:
+    """A copy of the session and of its user that a request may change without changing the cached one."""
+    copied = copy.copy(session)
+    copied.user = copy.copy(session.user)
+    return copied
+
+
+def _load_session(*, session_id: str) -> tuple[AuthSession | None, int | None]:
+    """The session joined to its user, and the cache stamp it was read under. Warm: no query; cold: one."""
+    cached, stamp = auth_cache().get(("session", session_id))
+    if cached is not None:
+        return cached, stamp
     session = _session_query(session_id)
-    if session is not None and version is not None:
-        cache.set(key, (version, session), timeout)
-    return session, version
+    if session is not None:
+        _cache_session(session, stamp=stamp)
+    return session, stamp
 
 
-def _touch_session(session: AuthSession, *, version: str | None) -> None:
+def _cache_session(session: AuthSession, *, stamp: int | None) -> None:
+    auth_cache().put(
+        ("session", str(session.pk)), session, tags=[user_tag(session.user_id)], stamp=stamp, copy=_copy_session
+    )
+
+
+def _touch_session(session: AuthSession, *, stamp: int | None) -> None:
     """Write last_seen at most once a minute, with a conditional UPDATE (no read-modify-write)."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.AUTH_LAST_SEEN_RESOLUTION_SECONDS)
@@ -1153,9 +1137,7 @@ def _touch_session(session: AuthSession, *, version: str | None) -> None:
         return
     AuthSession.objects.filter(pk=session.pk, last_seen__lt=cutoff).update(last_seen=now)
     session.last_seen = now
-    if version is not None:
-        # Under the version the session was read with: if a revocation moved it since, this entry is dead.
-        cache.set(_session_cache_key(session.pk), (version, session), settings.AUTH_SESSION_CACHE_SECONDS)
+    _cache_session(session, stamp=stamp)  # kept only if nothing changed since it was read
 
 
 def access_token_authenticate(*, raw_token: str) -> tuple[User, SessionAccessToken]:
@@ -1164,9 +1146,9 @@ def access_token_authenticate(*, raw_token: str) -> tuple[User, SessionAccessTok
         token = SessionAccessToken(raw_token)
     except TokenError:
         raise AuthenticationError(TOKEN_INVALID) from None
-    session, version = _load_session(session_id=token.session_id, user_id=token.get("user_id"))
+    session, stamp = _load_session(session_id=token.session_id)
     if session is None or not _session_is_valid(session=session, token=token):
         raise AuthenticationError(TOKEN_INVALID)
-    _touch_session(session, version=version)
+    _touch_session(session, stamp=stamp)
     token.auth_session = session  # for permissions that look at the session (RecentAuthentication)
     return session.user, token

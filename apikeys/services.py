@@ -1,5 +1,6 @@
 """API keys: every write and rule about them. The API, the admin and the CLI all call these."""
 
+import copy
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from apikeys import keys
 from apikeys.models import EXPIRES_DAYS_MAX, EXPIRES_DAYS_MIN, NAME_MAX_LENGTH, APIKey
 from apikeys.selectors import api_key_active_count, api_key_by_hash
 from config.errors import AuthenticationError, ServiceError
+from config.local_cache import auth_cache, user_tag
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ def api_key_revoke(*, key: APIKey, by=None) -> APIKey:
         now = timezone.now()
         # Conditional UPDATE: of two concurrent revocations, the first one's time stands.
         if APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
+            _forget_cached_keys(owner_id=key.owner_id)
             logger.info("API key %s (%s) revoked by %s", key.pk, key.prefix, getattr(by, "pk", "system"))
             by_owner = by is not None and by.pk == key.owner_id
             account_services.security_event_record(
@@ -130,7 +133,40 @@ def api_keys_revoke_on_deactivation(sender, *, user, deactivated_at, **kwargs) -
 # ------------------------------------------------------------------------------
 
 
-def _touch(key: APIKey, *, ip_address: str | Callable[[], str | None] | None) -> None:
+def _forget_cached_keys(*, owner_id) -> None:
+    """Make every process forget the owner's cached keys (and sessions), now and again on commit."""
+    auth_cache().invalidate([user_tag(owner_id)])
+
+
+def api_key_row_changed(sender, instance, **kwargs) -> None:
+    """post_save and post_delete receiver for APIKey (apikeys/apps.py): an edit made anywhere (the Django
+    admin, the shell) outdates the cached copies of the key."""
+    _forget_cached_keys(owner_id=instance.owner_id)
+
+
+def _copy_key(key: APIKey) -> APIKey:
+    """A copy of the key and of its owner that a request may change without changing the cached one."""
+    copied = copy.copy(key)
+    copied.owner = copy.copy(key.owner)
+    return copied
+
+
+def _cache_key(key: APIKey, *, stamp: int | None) -> None:
+    auth_cache().put(("apikey", key.key_hash), key, tags=[user_tag(key.owner_id)], stamp=stamp, copy=_copy_key)
+
+
+def _load_key(key_hash: str) -> tuple[APIKey | None, int | None]:
+    """The key with its owner, and the cache stamp it was read under. Warm: no query; cold: one."""
+    cached, stamp = auth_cache().get(("apikey", key_hash))
+    if cached is not None:
+        return cached, stamp
+    key = api_key_by_hash(key_hash=key_hash)
+    if key is not None:
+        _cache_key(key, stamp=stamp)
+    return key, stamp
+
+
+def _touch(key: APIKey, *, ip_address: str | Callable[[], str | None] | None, stamp: int | None = None) -> None:
     """Record last use at most once per AUTH_LAST_SEEN_RESOLUTION_SECONDS, with one conditional UPDATE.
 
     The WHERE clause makes concurrent requests of the same key write once between them,
@@ -145,6 +181,7 @@ def _touch(key: APIKey, *, ip_address: str | Callable[[], str | None] | None) ->
         last_used=now, last_used_ip=ip_address
     )
     key.last_used, key.last_used_ip = now, ip_address
+    _cache_key(key, stamp=stamp)  # kept only if nothing changed since it was read
 
 
 def _valid_ip(value: str | None) -> str | None:
@@ -161,18 +198,19 @@ def api_key_authenticate(*, raw_key: str, ip_address: str | Callable[[], str | N
     `ip_address` may be a function: it is called only when last_used is written.
 
     Malformed keys (wrong length, alphabet or checksum) are rejected before any query; a
-    well-formed key costs one query on the unique hash index, joined to the owner, plus an
-    UPDATE at most once a minute. Nothing is cached, so revocation and owner deactivation
-    take effect on the very next request.
+    well-formed key costs one query on the unique hash index, joined to the owner, the first
+    time a process sees it, and none after (config/local_cache.py), plus an UPDATE at most
+    once a minute. Revocation and any change of the owner invalidate the cached copies in
+    every process, so they take effect on the very next request.
     """
     if not keys.is_well_formed(raw_key):
         raise AuthenticationError(KEY_MALFORMED)
-    key = api_key_by_hash(key_hash=keys.hash_key(raw_key))
+    key, stamp = _load_key(keys.hash_key(raw_key))
     if key is None or not key.owner.is_active:
         raise AuthenticationError(KEY_INVALID)
     if key.revoked_at is not None:
         raise AuthenticationError(KEY_REVOKED)
     if key.is_expired:
         raise AuthenticationError(KEY_EXPIRED)
-    _touch(key, ip_address=ip_address)
+    _touch(key, ip_address=ip_address, stamp=stamp)
     return key

@@ -245,6 +245,7 @@ def test_expired_session_is_401(user, login, client_for):
     assert client_for(pair.access).get(ME).status_code == 401
 
 
+@pytest.mark.redis  # the process's session cache is kept coherent through Redis
 def test_me_costs_one_query_cold_and_none_warm(user, login, client_for, django_assert_num_queries):
     client = client_for(login(user).access)
     with django_assert_num_queries(1):
@@ -256,13 +257,14 @@ def test_me_costs_one_query_cold_and_none_warm(user, login, client_for, django_a
 def test_me_without_session_cache_costs_one_query_every_time(
     settings, user, login, client_for, django_assert_num_queries
 ):
-    settings.AUTH_SESSION_CACHE_SECONDS = 0
+    settings.AUTH_CACHE_ENTRIES = 0
     client = client_for(login(user).access)
     for _ in range(2):
         with django_assert_num_queries(1):
             assert client.get(ME).status_code == 200
 
 
+@pytest.mark.redis
 def test_last_seen_is_written_at_most_once_a_minute(user, login, client_for, django_assert_num_queries):
     pair = login(user)
     client = client_for(pair.access)

@@ -71,7 +71,7 @@ REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "config.cache.RedisCache",
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "gatehouse",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
@@ -263,11 +263,11 @@ SIMPLE_JWT = {
 }
 # A session ends this many days after its login, however often it is refreshed.
 SESSION_MAX_AGE_DAYS = env.int("SESSION_MAX_AGE_DAYS", default=30)
-# How long a validated login session (with its user) stays cached, in seconds. Revocation and
-# any change of the user outdate the entry (a per-user auth version, accounts/services.py), so
-# this is safe only with a cache every process shares: on by
-# default with Redis, off with the per-process memory cache.
-AUTH_SESSION_CACHE_SECONDS = env.int("AUTH_SESSION_CACHE_SECONDS", default=300 if REDIS_URL else 0)
+# Validated login sessions and API keys (with their user) each process keeps in memory, at most, so that a
+# warm request costs no query and no round trip (config/local_cache.py). Coherence comes from a Redis pub/sub
+# channel that every revocation and every change of a user publishes to, so the cache needs Redis: without
+# REDIS_URL, or with 0, every request reads the database.
+AUTH_CACHE_ENTRIES = env.int("AUTH_CACHE_ENTRIES", default=10_000)
 # last_seen is written at most this often per session (and last_used per API key).
 AUTH_LAST_SEEN_RESOLUTION_SECONDS = 60
 
@@ -275,9 +275,6 @@ AUTH_LAST_SEEN_RESOLUTION_SECONDS = 60
 # ------------------------------------------------------------------------------
 # Most active (not revoked, not expired) keys one user may hold; 0 lifts the cap.
 API_KEYS_MAX_ACTIVE_PER_USER = env.int("API_KEYS_MAX_ACTIVE_PER_USER", default=25)
-# The key lookup runs as a prepared statement on PostgreSQL (apikeys/selectors.py). Set false
-# behind PgBouncer in transaction mode older than 1.21 or without max_prepared_statements.
-API_KEYS_PREPARED_LOOKUP = env.bool("API_KEYS_PREPARED_LOOKUP", default=True)
 
 # PROVIDER KEYS AND THE RSA KEYRING: config/crypto.py, docs/provider-keys.md
 # ------------------------------------------------------------------------------

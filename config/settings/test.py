@@ -31,8 +31,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_H
 _email_url = urlsplit(env("EMAIL_URL", default=""))
 if not (_email_url.scheme.startswith("smtp") and _email_url.hostname in {"127.0.0.1", "localhost", "::1"}):
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-# Tests run in one process, so the session cache is safe even with the memory backend.
-AUTH_SESSION_CACHE_SECONDS = 300
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {scope: "10000/min" for scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]},
