@@ -245,6 +245,27 @@ def test_expired_session_is_401(user, login, client_for):
     assert client_for(pair.access).get(ME).status_code == 401
 
 
+# A token verified once is remembered by its exact text (accounts/tokens.py, KeyringTokenBackend.decode).
+
+
+def test_a_remembered_token_still_expires(user, login, client_for, monkeypatch):
+    access = login(user).access
+    client = client_for(access)
+    assert client.get(ME).status_code == 200  # verified, and remembered
+    past_expiry = timezone.now() + timedelta(seconds=access.lifetime.total_seconds() + 1)
+    monkeypatch.setattr("rest_framework_simplejwt.tokens.aware_utcnow", lambda: past_expiry)
+    assert client.get(ME).status_code == 401
+
+
+@pytest.mark.parametrize("part", [0, 1, 2], ids=["header", "payload", "signature"])
+def test_a_remembered_token_with_one_byte_changed_is_verified_afresh(user, login, client_for, part):
+    access = str(login(user).access)
+    assert client_for(access).get(ME).status_code == 200
+    segments = access.split(".")
+    segments[part] = segments[part][:-2] + ("A" if segments[part][-2] != "A" else "B") + segments[part][-1]
+    assert client_for(".".join(segments)).get(ME).status_code == 401
+
+
 @pytest.mark.redis  # the process's session cache is kept coherent through Redis
 def test_me_costs_one_query_cold_and_none_warm(user, login, client_for, django_assert_num_queries):
     client = client_for(login(user).access)
