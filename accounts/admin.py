@@ -4,56 +4,29 @@ The admin's login form is this module's too (`admin.site.login_form`): it counts
 login's throttles and asks staff with two-factor on for their code.
 """
 
-import math
-
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
-from django.core.exceptions import ValidationError
 
 from accounts import services
+from accounts.forms import LoginForm
 from accounts.models import AuthSession, SecurityEvent, TOTPDevice, User
-from accounts.throttling import login_attempt_wait
-from config.errors import QuotaExceeded
 
 
-class AdminLoginForm(AdminAuthenticationForm):
-    """The admin login: throttled like POST /auth/login (the same budgets), and a staff user with two-factor
-    on must give a TOTP or recovery code. A wrong or missing code gets the same message as a wrong password."""
+class AdminLoginForm(LoginForm, AdminAuthenticationForm):
+    """The admin login: the browsable API's form (throttled like POST /auth/login, a code for two-factor) for
+    staff only. A wrong or missing code gets the same message as a wrong password."""
 
     error_messages = {
-        **AdminAuthenticationForm.error_messages,
+        **LoginForm.error_messages,
         "invalid_login": (
             "Please enter the correct %(username)s and password for a staff account, and your two-factor code "
             "if two-factor authentication is on. Note that the fields may be case-sensitive."
         ),
-        "throttled": "Too many login attempts. Try again in %(seconds)d seconds.",
     }
-
-    code = forms.CharField(
-        label="Two-factor code",
-        required=False,
-        max_length=64,
-        help_text="Only if two-factor authentication is on: the app's 6 digits, or a recovery code.",
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
-    )
-
-    def clean(self):
-        # Counted before the password is checked, so that guesses at it are limited too.
-        wait = login_attempt_wait(self.request) if self.request is not None else None
-        if wait is None:
-            try:
-                return super().clean()
-            except QuotaExceeded as refused:  # the backend's failure budgets for this account
-                wait = refused.retry_after
-        raise ValidationError(self.error_messages["throttled"], code="throttled", params={"seconds": math.ceil(wait)})
-
-    def confirm_login_allowed(self, user):
-        super().confirm_login_allowed(user)
-        if not services.mfa_login_code_check(user=user, code=self.cleaned_data.get("code") or "", during="admin_login"):
-            raise self.get_invalid_login_error()
+    requires_verified_email = False
+    login_during = "admin_login"
 
 
 # Public attributes of AdminSite: the form above, and Django's login page with the code field added.

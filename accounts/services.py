@@ -200,6 +200,11 @@ def user_update(*, user: User, name=None, email=None, is_active=None, is_staff=N
     if is_active is not None and is_active != user.is_active:
         user.is_active = is_active
         fields.append("is_active")
+        if not is_active:
+            # The cut-off moves too: it is in the hash of every cookie session (User.get_session_auth_hash),
+            # which would otherwise come back to life if the account is reactivated.
+            user.tokens_valid_after = timezone.now()
+            fields.append("tokens_valid_after")
     if fields:
         try:
             with transaction.atomic():
@@ -595,13 +600,19 @@ def auth_password_check(*, username: str, password: str, request=None) -> User:
     user = authenticate(request, username=username, password=password)
     if user is None:
         raise AuthenticationError(LOGIN_FAILED)
+    auth_email_verified_check(user=user, request=request)
+    return user
+
+
+def auth_email_verified_check(*, user: User, request=None) -> None:
+    """Raise EmailUnverified if ACCOUNT_EMAIL_VERIFICATION=mandatory and the user's address is not verified;
+    for every password login (the API's, the browsable API's form) once the password was right."""
     if verification_is_mandatory() and user.email and not user.email_verified:
         # Only someone who knows the password gets here, so this tells a stranger nothing. The account cannot
         # log in to ask for another link, so the refusal sends one (at most one per VERIFY_ON_LOGIN_SECONDS).
         if request is not None and cache.add(f"verify-on-login:{user.pk}", 1, timeout=VERIFY_ON_LOGIN_SECONDS):
             email_verification_send(user=user, origin=request_origin(request))
         raise EmailUnverified()
-    return user
 
 
 @transaction.atomic

@@ -211,3 +211,24 @@ def login_attempt_wait(request) -> float | None:
     if not throttle.allow_request(request, _LoginScope):
         return throttle.wait() or 1.0
     return None
+
+
+class _OneAccountMFAThrottle(MFAAccountRateThrottle):
+    """The `mfa_account` budget of one known account, for a form that takes the code with the password."""
+
+    def __init__(self, *, user_id):
+        super().__init__()
+        self.user_id = user_id
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.user_id}
+
+
+def mfa_code_attempt_wait(*, user) -> float | None:
+    """For a code given in a login form (the admin's, the browsable API's): None if the account's two-factor
+    budget (`mfa_account`, the one POST /auth/login/mfa spends) allows this attempt (and counts it), else the
+    seconds to wait. Without it, whoever knows the password could try codes at the per-address login rate."""
+    throttle = _OneAccountMFAThrottle(user_id=user.pk)
+    if not throttle.allow_request(None, None):
+        return throttle.wait() or 1.0
+    return None

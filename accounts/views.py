@@ -3,6 +3,8 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.urls import reverse_lazy
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -13,6 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
+from accounts.forms import LoginForm
+from accounts.models import SecurityEventType
 from accounts.permissions import HasCredential, HasJWT, IsAdmin, RecentAuthentication
 from accounts.serializers import (
     AdminUserSerializer,
@@ -578,3 +582,35 @@ class UserAdminViewSet(RespondMixin, mixins.ListModelMixin, mixins.RetrieveModel
                 if not permission.has_permission(request, self):
                     self.permission_denied(request, message=getattr(permission, "message", None))
         return self.respond(services.user_update_by_admin(user=user, by=request.user, **changes))
+
+
+# THE BROWSABLE API'S LOG-IN: Django's own login views, a session cookie (DRF's SessionAuthentication)
+# ------------------------------------------------------------------------------
+class BrowsableAPILoginView(auth_views.LoginView):
+    """/api-auth/login/: any active user logs in with a session cookie to browse the API as themselves.
+
+    The form is the admin's (accounts.forms.LoginForm): throttled like POST /auth/login, a two-factor code
+    when two-factor is on, the email rule of ACCOUNT_EMAIL_VERIFICATION. `next` is followed only to this
+    host (Django's check), else the API root. A success is a `login` event, as the API's login is."""
+
+    form_class = LoginForm
+    template_name = "accounts/api_auth_login.html"
+    next_page = reverse_lazy("api-root")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        services.security_event_record(user=form.get_user(), type=SecurityEventType.LOGIN, detail={"via": "api-auth"})
+        return response
+
+
+class BrowsableAPILogoutView(auth_views.LogoutView):
+    """/api-auth/logout/ (POST, with the CSRF token): ends the cookie session, a `logout` event."""
+
+    next_page = reverse_lazy("api-root")
+
+    def post(self, request, *args, **kwargs):
+        user = request.user
+        response = super().post(request, *args, **kwargs)
+        if user.is_authenticated:
+            services.security_event_record(user=user, type=SecurityEventType.LOGOUT, detail={"via": "api-auth"})
+        return response

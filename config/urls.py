@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from config import views
 
 api_v1 = [
+    path("", views.APIRootView.as_view(), name="api-root"),
     path("", include("accounts.urls")),
     path("", include("apikeys.urls")),
     path("", include("posts.urls")),
@@ -21,6 +22,7 @@ handler404 = views.not_found
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api", views.APIIndexView.as_view(), name="api-index"),
+    path("api-auth/", include("accounts.urls_api_auth")),
     path(".well-known/", include("accounts.urls_well_known")),
     path("health", views.HealthView.as_view(), name="health"),
     path("health/live", views.LivenessView.as_view(), name="health-live"),

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.urls import reverse
 from django.views.defaults import page_not_found
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -96,6 +97,38 @@ class APIIndexView(PublicAPIView):
                 "version": settings.SPECTACULAR_SETTINGS["VERSION"],
                 "docs": request.build_absolute_uri("/docs"),
             }
+        )
+
+
+# The API root's links, by URL name: every collection and top-level resource (not the per-object ones).
+API_ROOT_LINKS = {
+    "auth/register": "register",
+    "auth/login": "login",
+    "auth/me": "me",
+    "auth/sessions": "session-list",
+    "auth/events": "security-event-list",
+    "auth/api-keys": "api-key-list",
+    "users": "user-list",
+    "posts": "post-list",
+    "tasks": "task-list",
+    "provider-keys": "provider-key-list",
+    "crypto/public-key": "crypto-public-key",
+    "hello": "hello",
+    "schema": "schema",
+}
+_ROOT = inline_serializer("APIRoot", {name: serializers.URLField() for name in API_ROOT_LINKS})
+
+
+class APIRootView(APIView):
+    """The API root (/api/v1/): a link to each top-level endpoint, as a DRF router's root has. Open to all;
+    in a browser it is the browsable API's way in, with the log-in link (/api-auth/login/)."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(tags=["service"], responses={200: _ROOT})
+    def get(self, request):
+        return Response(
+            {name: request.build_absolute_uri(reverse(url_name)) for name, url_name in API_ROOT_LINKS.items()}
         )
 
 
