@@ -278,6 +278,21 @@ def _worker_pids(master_pid: int) -> list[int]:
     return [int(pid) for pid in children]
 
 
+def worker_pids(master_pid: int) -> list[int]:
+    """PIDs of the direct children of a server's master process (gunicorn's or uvicorn's workers)."""
+    return _worker_pids(master_pid)
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of a process in MB (VmRSS of /proc/<pid>/status); None if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
 def process_cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU seconds of the processes (Linux /proc); processes gone or unreadable count 0."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -451,13 +466,26 @@ def run_wrk(
     return result
 
 
-def run_rounds(scenarios: Mapping[str, Callable[[], dict]], rounds: int = 3, pause: float = 1.0) -> dict[str, dict]:
+def run_rounds(
+    scenarios: Mapping[str, Callable[[], dict]],
+    rounds: int = 3,
+    pause: float = 1.0,
+    *,
+    order: Callable[[int], Sequence[str]] | None = None,
+) -> dict[str, dict]:
     """Run every scenario `rounds` times, interleaved (A B C A B C ...) so that background load on a shared
-    machine hits all of them alike, and return each scenario's median figures plus the per-round rps."""
+    machine hits all of them alike, and return each scenario's median figures plus the per-round rps.
+
+    `order(round_index)`, if given, names the scenarios in the order that round runs them (each once),
+    e.g. a rotation so that no scenario always runs first, right after a pause, or last.
+    """
     runs: dict[str, list[dict]] = {name: [] for name in scenarios}
-    for _ in range(rounds):
-        for name, scenario in scenarios.items():
-            runs[name].append(scenario())
+    for round_index in range(rounds):
+        names = list(order(round_index)) if order else list(scenarios)
+        if sorted(names) != sorted(scenarios):
+            raise ValueError(f"round {round_index}: order must name every scenario once, got {names}")
+        for name in names:
+            runs[name].append(scenarios[name]())
             time.sleep(pause)
     summary = {}
     for name, results in runs.items():
