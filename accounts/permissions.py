@@ -5,6 +5,7 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 
 from accounts import services
 from accounts.tokens import SessionAccessToken
+from config.permissions import APIKeyScope
 
 REAUTH_REQUIRED = (
     "This action needs a recent authentication: log in again, or POST /api/v1/auth/reauth with your password."
@@ -63,11 +64,13 @@ class RecentAuthentication(BasePermission):
 
 class CredentialPermissionsMixin:
     """For a viewset of the caller's credentials (API keys, provider keys): listing needs any sign-in,
-    deleting a JWT, and creating one a JWT with a recent authentication (a key cannot mint keys)."""
+    deleting a JWT, and creating one a JWT with a recent authentication (a key cannot mint keys, so a
+    scoped key cannot mint a wider one). Reading goes through APIKeyScope: the viewset declares the
+    scope of its `list` (and `retrieve`) in `required_scopes`."""
 
     def get_permissions(self):
         if self.action == "create":
             return [IsAuthenticated(), HasJWT(), RecentAuthentication()]
         if self.action == "destroy":
             return [IsAuthenticated(), HasJWT()]
-        return [IsAuthenticated()]
+        return [IsAuthenticated(), APIKeyScope()]

@@ -53,7 +53,9 @@ from accounts.throttling import (
     UsernameRateThrottle,
 )
 from accounts.tokens import SessionAccessToken, token_backend
+from config import scopes
 from config.parsers import SafeJSONParser
+from config.permissions import APIKeyScope
 from config.requests import client_ip
 from config.views import PublicAPIView
 from config.viewsets import APIViewSet, RespondMixin, validated
@@ -301,6 +303,9 @@ class _EmailChangeScope:
 class MeView(APIView):
     """The caller's account."""
 
+    # Changing the profile is outside the scope vocabulary: only a key with every scope may.
+    required_scopes = {"GET": scopes.PROFILE_READ, "PATCH": scopes.FULL_ACCESS}
+
     @extend_schema(responses=MeSerializer)
     def get(self, request):
         return Response(MeSerializer(request.user).data)
@@ -331,7 +336,8 @@ class MeView(APIView):
 class ValidateView(APIView):
     """Check the credential this request carries, and tell whose it is and until when it is valid."""
 
-    permission_classes = [IsAuthenticated, HasCredential]
+    permission_classes = [IsAuthenticated, HasCredential, APIKeyScope]
+    required_scopes = {"POST": scopes.NO_SCOPE}  # any key may ask whether it is valid
 
     @extend_schema(request=None, responses=ValidateResponseSerializer)
     def post(self, request):
@@ -563,7 +569,9 @@ class UserAdminViewSet(RespondMixin, mixins.ListModelMixin, mixins.RetrieveModel
     """Admins list and manage accounts; deactivating one makes its tokens and keys fail at once."""
 
     serializer_class = AdminUserSerializer
-    permission_classes = [IsAuthenticated, IsAdmin]
+    permission_classes = [IsAuthenticated, IsAdmin, APIKeyScope]
+    # The user admin is outside the scope vocabulary: an admin's key with every scope, or a JWT.
+    required_scopes = {"list": scopes.FULL_ACCESS, "retrieve": scopes.FULL_ACCESS, "partial_update": scopes.FULL_ACCESS}
     queryset = selectors.user_list()
     http_method_names = ["get", "patch", "head", "options"]
 

@@ -11,6 +11,7 @@ from django.utils.translation import ngettext
 
 from apikeys import services
 from apikeys.models import APIKey
+from config import scopes as scope_names
 from config.errors import ServiceError
 
 
@@ -41,6 +42,12 @@ class APIKeyAddForm(forms.ModelForm):
         required=False,
         help_text="Days until the key expires; leave empty for a key that does not expire.",
     )
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, scope) for scope in scope_names.ALL_SCOPES],
+        initial=list(scope_names.ALL_SCOPES),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the key may do; at least one. A key with every scope may do all a user can.",
+    )
 
     class Meta:
         model = APIKey
@@ -63,7 +70,7 @@ class APIKeyAddForm(forms.ModelForm):
 
 @admin.register(APIKey)
 class APIKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "prefix", "created_at", "last_used", "expires_at", "active"]
+    list_display = ["name", "owner", "prefix", "scope_list", "created_at", "last_used", "expires_at", "active"]
     list_filter = [ActiveFilter, "created_at", "expires_at", "last_used"]
     search_fields = ["prefix", "name", "owner__username", "owner__email"]
     list_select_related = ["owner"]
@@ -71,9 +78,23 @@ class APIKeyAdmin(admin.ModelAdmin):
     ordering = ["-created_at", "-id"]
     actions = ["revoke_selected"]
     # key_hash is never shown: not in a list, a form or a read-only field.
-    readonly_fields = ["owner", "prefix", "created_at", "last_used", "last_used_ip", "expires_at", "revoked_at"]
+    # Scopes are fixed at creation, as through the API: a different need is a new key.
+    readonly_fields = [
+        "owner",
+        "prefix",
+        "scope_list",
+        "created_at",
+        "last_used",
+        "last_used_ip",
+        "expires_at",
+        "revoked_at",
+    ]
     fields = ["name", *readonly_fields]
     add_form = APIKeyAddForm
+
+    @admin.display(description="scopes")
+    def scope_list(self, key):
+        return "all" if set(key.scopes) == set(scope_names.ALL_SCOPES) else ", ".join(key.scopes)
 
     @admin.display(boolean=True, description="active")
     def active(self, key):
@@ -83,7 +104,7 @@ class APIKeyAdmin(admin.ModelAdmin):
         return [] if obj is None else self.readonly_fields
 
     def get_fields(self, request, obj=None):
-        return ["owner", "name", "expires_days"] if obj is None else self.fields
+        return ["owner", "name", "expires_days", "scopes"] if obj is None else self.fields
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -99,6 +120,7 @@ class APIKeyAdmin(admin.ModelAdmin):
             user=form.cleaned_data["owner"],
             name=form.cleaned_data["name"],
             expires_days=form.cleaned_data.get("expires_days"),
+            scopes=form.cleaned_data["scopes"],
         )
         # The admin goes on with `obj` (change log, response): make it the row the service created.
         obj.pk = key.pk

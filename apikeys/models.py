@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from config import scopes
 from config.models import TimeStampedModel
 
 NAME_MAX_LENGTH = 100
@@ -22,6 +23,11 @@ class APIKey(TimeStampedModel):
     key_hash = models.CharField(max_length=64, editable=False, help_text="SHA-256 (hex) of the key.")
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A list from config.scopes.ALL_SCOPES, in that order; checked by config.permissions.APIKeyScope
+    # on every request the key makes, from this instance (no query). Keys made before scopes hold all.
+    scopes = models.JSONField(
+        default=scopes.all_scopes, help_text="What the key may do (config/scopes.py); every scope by default."
+    )
     # Written at most once a minute (AUTH_LAST_SEEN_RESOLUTION_SECONDS), so accurate to that.
     last_used = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)

@@ -18,6 +18,7 @@ from accounts.models import SecurityEventType
 from apikeys import keys
 from apikeys.models import EXPIRES_DAYS_MAX, EXPIRES_DAYS_MIN, NAME_MAX_LENGTH, APIKey
 from apikeys.selectors import api_key_active_count, api_key_by_hash
+from config import scopes as scope_names
 from config.errors import AuthenticationError, ServiceError
 from config.local_cache import auth_cache, user_tag
 
@@ -33,8 +34,25 @@ class KeyLimitReached(ServiceError):
     """The owner already has as many active keys as API_KEYS_MAX_ACTIVE_PER_USER allows."""
 
 
-def _validate(*, name: str, expires_days: int | None) -> str:
+def _scopes_error(scopes) -> str | None:
+    """What is wrong with `scopes` (a list of distinct known scopes, at least one), or None."""
+    if not isinstance(scopes, list | tuple) or not all(isinstance(scope, str) for scope in scopes):
+        return "Must be a list of scopes."
+    unknown = [scope for scope in scopes if scope not in scope_names.ALL_SCOPES]
+    if unknown:
+        return f"Unknown scope {unknown[0]!r}; the scopes are {', '.join(scope_names.ALL_SCOPES)}."
+    if len(set(scopes)) != len(scopes):
+        return "Each scope may appear only once."
+    if not scopes:
+        # A key that may do nothing is a mistake, not a wish: omit `scopes` for a key that may do everything.
+        return "Give at least one scope, or omit scopes for a key with every scope."
+    return None
+
+
+def _validate(*, name: str, expires_days: int | None, scopes=None) -> str:
     errors = {}
+    if scopes is not None and (problem := _scopes_error(scopes)):
+        errors["scopes"] = [problem]
     name = (name or "").strip()
     if not name:
         errors["name"] = ["This field may not be blank."]
@@ -59,9 +77,13 @@ def api_key_ensure_capacity(*, user) -> None:
 
 
 @transaction.atomic
-def api_key_create(*, user, name: str, expires_days: int | None = None) -> tuple[APIKey, str]:
-    """Create a key for `user`; returns (key, plaintext). The plaintext is not stored: show it once."""
-    name = _validate(name=name, expires_days=expires_days)
+def api_key_create(
+    *, user, name: str, expires_days: int | None = None, scopes: list[str] | None = None
+) -> tuple[APIKey, str]:
+    """Create a key for `user`; returns (key, plaintext). The plaintext is not stored: show it once.
+    `scopes` (config.scopes) limits what the key may do; None: every scope."""
+    name = _validate(name=name, expires_days=expires_days, scopes=scopes)
+    scopes = scope_names.all_scopes() if scopes is None else scope_names.canonical(scopes)
     # Lock the owner's row so that concurrent creations cannot both pass the cap check.
     get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
     api_key_ensure_capacity(user=user)
@@ -73,10 +95,13 @@ def api_key_create(*, user, name: str, expires_days: int | None = None) -> tuple
         prefix=keys.display_prefix(plaintext),
         key_hash=keys.hash_key(plaintext),
         expires_at=now + timedelta(days=expires_days) if expires_days else None,
+        scopes=scopes,
     )
     logger.info("API key %s (%s) created for user %s", key.pk, key.prefix, user.pk)
     account_services.security_event_record(
-        user=user, type=SecurityEventType.API_KEY_CREATED, detail={"id": key.pk, "prefix": key.prefix, "name": name}
+        user=user,
+        type=SecurityEventType.API_KEY_CREATED,
+        detail={"id": key.pk, "prefix": key.prefix, "name": name, "scopes": " ".join(scopes)},
     )
     return key, plaintext
 

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from accounts.permissions import CredentialPermissionsMixin
 from apikeys import selectors, services
 from apikeys.serializers import APIKeyCreatedSerializer, APIKeyCreateSerializer, APIKeySerializer
+from config import scopes
 from config.viewsets import NEEDS_JWT, NOT_FOUND, APIViewSet, validated
 
 
@@ -19,6 +20,8 @@ class APIKeyViewSet(CredentialPermissionsMixin, mixins.ListModelMixin, mixins.Re
     """The caller's API keys. Creating and revoking need a JWT from a password login: a key cannot mint keys."""
 
     serializer_class = APIKeySerializer
+    # Any key may read the caller's keys (never the keys themselves); create and destroy refuse keys.
+    required_scopes = {"list": scopes.NO_SCOPE, "retrieve": scopes.NO_SCOPE}
 
     def caller_queryset(self, user, **filters):
         return selectors.api_key_list(user=user)

@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config import crypto, health
+from config import crypto, health, scopes
 
 
 def not_found(request, exception):
@@ -142,6 +142,8 @@ class HelloView(PublicAPIView):
 
 class ProtectedHelloView(APIView):
     """Greeting for an authenticated caller (JWT, API key or session)."""
+
+    required_scopes = {"GET": scopes.NO_SCOPE}  # any key: it is how a client checks that its key works
 
     @extend_schema(
         tags=["hello"],

@@ -6,7 +6,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from config import scopes
 from config.pagination import CursorPagination
+from config.permissions import APIKeyScope
 from config.viewsets import APIViewSet, validated
 from posts import selectors, services
 from posts.permissions import IsAuthorOrReadOnly
@@ -26,7 +28,12 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
     """Posts: every signed-in user reads them all, only the author changes or deletes one; one vote per user."""
 
     serializer_class = PostOutputSerializer
-    permission_classes = [IsAuthenticated, IsAuthorOrReadOnly]
+    permission_classes = [IsAuthenticated, APIKeyScope, IsAuthorOrReadOnly]
+    required_scopes = {
+        "list": scopes.POSTS_READ,
+        "retrieve": scopes.POSTS_READ,
+        **dict.fromkeys(["create", "update", "partial_update", "destroy", "vote", "unvote"], scopes.POSTS_WRITE),
+    }
     pagination_class = CursorPagination
     list_query_serializer_class = PostListQuerySerializer
     # Wider than the base's digits, as published before the base existed: any segment reaches get_object()
@@ -71,7 +78,7 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
             404: NO_SUCH_POST,
         },
     )
-    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, APIKeyScope])
     def vote(self, request, pk=None):
         """Vote for the post: 201 the first time, 200 when already voted (also under concurrency)."""
         created = services.post_vote(post=self.get_object(), user=request.user)

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.views import APIView
 
+from config import scopes
 from config.viewsets import NOT_FOUND, RespondMixin, require_id
 from results import selectors, services
 from results import storage as result_storage
@@ -16,6 +17,7 @@ class ResultView(RespondMixin, APIView):
     """The result of your task's latest finished run (404 until a run has finished)."""
 
     output_serializer_class = ResultSerializer
+    required_scopes = {"GET": scopes.RESULTS_READ, "DELETE": scopes.RESULTS_WRITE}
 
     @extend_schema(responses={200: ResultSerializer, 404: NOT_FOUND})
     def get(self, request, task_id: int):
@@ -55,6 +57,7 @@ class ResultFileView(APIView):
     """Download a file of your task's result: `gif` (image/gif), `script` (Python) or `history` (JSON)."""
 
     content_negotiation_class = _AnyAccept
+    required_scopes = {"GET": scopes.RESULTS_READ}
 
     @extend_schema(
         operation_id="results_file_retrieve",

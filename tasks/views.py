@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.permissions import CredentialPermissionsMixin
+from config import scopes
 from config.viewsets import NEEDS_JWT, NOT_FOUND, APIViewSet, validated
 from tasks import selectors, services
 from tasks.serializers import (
@@ -50,6 +51,13 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
 
     serializer_class = TaskSerializer
     list_query_serializer_class = TaskListQuerySerializer
+    required_scopes = {
+        "list": scopes.TASKS_READ,
+        "retrieve": scopes.TASKS_READ,
+        **dict.fromkeys(
+            ["create", "destroy", "agent_settings", "browser_settings", "initiate", "cancel"], scopes.TASKS_WRITE
+        ),
+    }
 
     def caller_queryset(self, user, **filters):
         return selectors.task_list(owner=user, **filters)
@@ -107,6 +115,8 @@ class ProviderKeyViewSet(CredentialPermissionsMixin, mixins.ListModelMixin, APIV
     """Your API keys for language-model providers, used by your agent runs. Storing and deleting need a JWT."""
 
     serializer_class = ProviderKeySerializer
+    # Provider keys serve agent runs: reading them (never the keys themselves) is part of tasks:read.
+    required_scopes = {"list": scopes.TASKS_READ}
 
     def caller_queryset(self, user, **filters):
         return selectors.provider_key_list(owner=user)

@@ -19,8 +19,8 @@ class APIKeyFactory(factory.django.DjangoModelFactory):
     expires_days = None
 
     @classmethod
-    def _create(cls, model_class, *, owner, name, expires_days=None, **kwargs):
-        key, plaintext = services.api_key_create(user=owner, name=name, expires_days=expires_days)
+    def _create(cls, model_class, *, owner, name, expires_days=None, scopes=None, **kwargs):
+        key, plaintext = services.api_key_create(user=owner, name=name, expires_days=expires_days, scopes=scopes)
         key.plaintext = plaintext
         return key
 

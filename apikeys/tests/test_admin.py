@@ -10,6 +10,7 @@ from django.urls import reverse
 from apikeys import keys
 from apikeys.models import APIKey
 from apikeys.tests.factories import APIKeyFactory
+from config.scopes import ALL_SCOPES
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +120,9 @@ def test_add_form_creates_a_key_and_shows_it_once(admin_client, user):
     assert form.status_code == 200
     assert "expires_days" in form.content.decode() and "key_hash" not in form.content.decode()
 
-    response = admin_client.post(ADD, {"owner": user.pk, "name": "from the admin", "expires_days": "7"})
+    response = admin_client.post(
+        ADD, {"owner": user.pk, "name": "from the admin", "expires_days": "7", "scopes": ALL_SCOPES}
+    )
     assert response.status_code == 200  # rendered in place, not redirected: nothing stores the key
     assert "no-store" in response["Cache-Control"]
     page = response.content.decode()
@@ -142,7 +145,7 @@ def test_add_form_creates_a_key_and_shows_it_once(admin_client, user):
 
 
 def test_add_form_without_expiry(admin_client, user):
-    response = admin_client.post(ADD, {"owner": user.pk, "name": "forever", "expires_days": ""})
+    response = admin_client.post(ADD, {"owner": user.pk, "name": "forever", "expires_days": "", "scopes": ALL_SCOPES})
     assert response.status_code == 200
     assert APIKey.objects.get(name="forever").expires_at is None
 

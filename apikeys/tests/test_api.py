@@ -28,6 +28,7 @@ LIST_FIELDS = {
     "expires_at",
     "revoked_at",
     "last_used_ip",
+    "scopes",
 }
 
 
@@ -49,7 +50,7 @@ def test_create_returns_the_key_once_and_it_works(auth_client, user):
     response = auth_client.post(KEYS, {"name": "deploy bot"}, format="json")
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "name", "api_key", "prefix", "created_at", "expires_at"}
+    assert set(body) == {"id", "name", "api_key", "prefix", "created_at", "expires_at", "scopes"}
     assert body["name"] == "deploy bot" and body["expires_at"] is None
     assert re.fullmatch(keys.KEY_REGEX, body["api_key"])
     assert body["api_key"].startswith(body["prefix"]) and len(body["prefix"]) == 11

@@ -301,7 +301,9 @@ REST_FRAMEWORK = {
         "accounts.authentication.JWTSessionAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # APIKeyScope: a request made with an API key needs the scope the view declares (config/scopes.py).
+    # A view that sets its own permission_classes lists it too (a test walks the URLconf for it).
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "config.permissions.APIKeyScope"],
     "DEFAULT_PARSER_CLASSES": [
         # No multipart: no endpoint takes files (config/parsers.py).
         "config.parsers.SafeJSONParser",
