@@ -21,6 +21,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework_simplejwt.exceptions import TokenError
 
+import config
 from accounts import mfa, signals
 from accounts.models import (
     AuthSession,
@@ -33,7 +34,7 @@ from accounts.models import (
     User,
 )
 from accounts.tokens import SESSION_CLAIM, SessionAccessToken, SessionRefreshToken, email_verification_token
-from config import celery_app, crypto
+from config import crypto
 from config.errors import AuthenticationError, Conflict, InvalidInput, ServiceError
 from config.local_cache import auth_cache, user_tag
 from config.requests import current_client
@@ -292,7 +293,7 @@ def _mail_send_on_commit(kind: str, **params) -> None:
 
 def _mail_job_send(kind: str, params: dict) -> None:
     try:
-        celery_app.send_task(MAIL_JOB, kwargs={"kind": kind, **params})
+        config.celery_app.send_task(MAIL_JOB, kwargs={"kind": kind, **params})
     except Exception:  # a broker outage must not turn a committed answer into a 500; the user can ask again
         logger.exception("could not queue the %s mail job", kind)
 

@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
 
 from config.logging import logging_config
 
@@ -524,7 +523,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # both (make run, the tests, the smoke test); in Docker the browser worker takes only "celery", so the
 # container that renders untrusted pages never holds the web's SECRET_KEY, and the mailer takes "mail".
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("mail", routing_key="mail"))
+# Declared as options rather than kombu Queues, so that reading the settings does not import kombu (config/__init__.py).
+CELERY_TASK_QUEUES = {"celery": {"routing_key": "celery"}, "mail": {"routing_key": "mail"}}
 CELERY_TASK_ROUTES = {"accounts.send_account_mail": {"queue": "mail"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -248,6 +247,9 @@ def task_run_execute(*, task_id: int, run_number: int) -> None:
     Idempotent: a delivery for a run that is finished, running elsewhere, cancelled or
     replaced does nothing.
     """
+    # Here, not at the top: only a worker runs this, and web processes import Celery only when they queue a job.
+    from celery.exceptions import SoftTimeLimitExceeded
+
     claim = task_run_claim(task_id=task_id, run_number=run_number)
     if claim is None:
         logger.info("task %s run %s: nothing to do (finished, running elsewhere or replaced)", task_id, run_number)

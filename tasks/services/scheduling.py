@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from config import celery_app
+import config
 from config.errors import Conflict, QuotaExceeded
 from tasks.models import ACTIVE_STATUSES, RunCharge, Task, TaskStatus
 
@@ -132,7 +132,7 @@ def run_charges_prune(now) -> int:
 
 def _send_run(task_id: int, run_number: int) -> None:
     try:
-        celery_app.send_task(RUN_JOB, args=(task_id, run_number))
+        config.celery_app.send_task(RUN_JOB, args=(task_id, run_number))
     except Exception:  # a broker outage must not turn a committed 202 into a 500
         # The run stays queued; the sweeper sends it again (TASKS_QUEUE_RESEND_AFTER).
         logger.exception(
