@@ -288,3 +288,30 @@ def test_gunicorn_access_line_is_json_without_query_string_or_headers():
     assert entry["request_id"] == "req-from-django-1"
     text = stream.getvalue()
     assert "sk_in_query" not in text and JWT not in text and "abcdefghijkl" not in text and "?" not in text
+
+
+def test_gunicorn_access_line_redacts_a_credential_in_the_path_or_the_user_agent():
+    pytest.importorskip("gunicorn.glogging")
+    from gunicorn.config import Config
+
+    from config.logging import GunicornJSONLogger
+
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    logger = GunicornJSONLogger(cfg)
+    stream = io.StringIO()
+    for handler in logger.access_log.handlers:
+        handler.setStream(stream)
+
+    class Response:
+        status = "404 Not Found"
+        headers = []
+        sent = 0
+
+    key = "sk_" + "A1b2C3d4E5" * 5
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/api/v1/{key}", "HTTP_USER_AGENT": f"bot {JWT}"}
+    logger.access(Response(), None, environ, timedelta(milliseconds=1))
+    text = stream.getvalue()
+    assert key not in text and JWT not in text
+    entry = json.loads(text)
+    assert entry["path"] == f"/api/v1/sk_{REDACTED}" and entry["message"] == f"GET /api/v1/sk_{REDACTED} 404"
