@@ -30,6 +30,8 @@ KEY_EXPIRED = "API key has expired."
 class KeyLimitReached(ServiceError):
     """The owner already has as many active keys as API_KEYS_MAX_ACTIVE_PER_USER allows."""
 
+    code = "key_limit_reached"
+
 
 def _validate(*, name: str, expires_days: int | None) -> str:
     errors = {}

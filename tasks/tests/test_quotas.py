@@ -51,7 +51,7 @@ def test_each_initiate_is_charged_and_the_one_over_the_quota_is_429_changing_not
         response = auth_client.patch(initiate_url(tasks[-1]), RUN, format="json")
 
     assert response.status_code == 429
-    assert response.json() == {"detail": response.json()["detail"]}
+    assert response.json() == {"detail": response.json()["detail"], "code": "quota_exceeded"}
     assert "Daily run quota reached: at most 3 runs in any 24 hours" in response.json()["detail"]
     # The window is rolling: the first charge leaves it 24 hours after it was made.
     retry_after = int(response["Retry-After"])
