@@ -181,7 +181,7 @@ def test_the_schema_declares_every_answer_of_initiate():
     responses = operation["patch"]["responses"]
     assert {"202", "400", "404", "409", "429"} <= set(responses)
     assert "Retry-After" in responses["429"]["headers"]
-    assert responses["429"]["content"]["application/json"]["schema"]["properties"]["detail"] == {"type": "string"}
+    assert responses["429"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
 
 
 # UNDER CONCURRENCY: the owner lock
