@@ -23,7 +23,7 @@ the error body (and 401/429 their header), so a declaration is only a descriptio
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
-from rest_framework import pagination
+from rest_framework import pagination, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.settings import api_settings
@@ -77,6 +77,7 @@ DEFAULT_DESCRIPTIONS = {
     "429": "Too many requests: wait `Retry-After` seconds",
 }
 # As drf-spectacular: OpenAPI 3.0 gives DELETE no body (one that reads a body declares its 400 itself).
+NO_NUL = "^[^\\u0000]*$"
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -92,6 +93,18 @@ class AutoSchema(SpectacularAutoSchema):
         if self.view.parser_classes == api_settings.DEFAULT_PARSER_CLASSES:
             media_types = [media_type for media_type in media_types if "json" in media_type] or media_types
         return media_types
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # DRF's CharField refuses a NUL character (ProhibitNullCharactersValidator): say so.
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+        ):
+            schema["pattern"] = NO_NUL
+        return schema
 
     def get_override_parameters(self):
         parameters = super().get_override_parameters()
