@@ -78,6 +78,7 @@ DEFAULT_DESCRIPTIONS = {
 }
 # As drf-spectacular: OpenAPI 3.0 gives DELETE no body (one that reads a body declares its 400 itself).
 NO_NUL = "^[^\\u0000]*$"
+NO_NUL_NOT_EMPTY = "^[^\\u0000]+$"
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -96,14 +97,15 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
-        # DRF's CharField refuses a NUL character (ProhibitNullCharactersValidator): say so.
+        # DRF's CharField refuses a NUL character (ProhibitNullCharactersValidator): say so. Where blank
+        # is allowed drf-spectacular then offers `oneOf: [<this>, ""]`, so this one must not match "" too.
         if (
             direction == "request"
             and isinstance(field, serializers.CharField)
             and schema.get("type") == "string"
             and not {"pattern", "format", "enum"} & set(schema)
         ):
-            schema["pattern"] = NO_NUL
+            schema["pattern"] = NO_NUL_NOT_EMPTY if field.allow_blank else NO_NUL
         return schema
 
     def get_override_parameters(self):
