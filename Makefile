@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install run test smoke lint format
+.PHONY: help install run test smoke fuzz schema lint format
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,12 @@ test: install  ## Run the test suite (uses DATABASE_URL / REDIS_URL when set)
 
 smoke: install  ## End-to-end smoke of the production topology (needs PostgreSQL, Redis, Chromium)
 	$(BIN)/python scripts/smoke
+
+fuzz: install  ## schemathesis against a started server, JWT and API key, every check (needs PostgreSQL, Redis)
+	$(BIN)/python scripts/fuzz
+
+schema: install  ## Regenerate docs/openapi.yaml from the code (commit it with the change of contract)
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 lint: install  ## ruff check, format check and the import contracts
 	$(BIN)/ruff check .

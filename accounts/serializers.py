@@ -34,6 +34,8 @@ class RegisteredUserSerializer(serializers.ModelSerializer):
 class MeSerializer(serializers.ModelSerializer):
     is_admin = serializers.BooleanField(source="is_staff", read_only=True)
     mfa_enabled = serializers.BooleanField(read_only=True, help_text="Whether two-factor authentication is on.")
+    # Empty when no change of address waits for verification, so not an `email`-format string.
+    pending_email = serializers.CharField(read_only=True, help_text="An address waiting to be verified, or empty.")
 
     class Meta:
         model = User

@@ -181,7 +181,10 @@ class OAuth2TokenView(_PasswordLogin):
 
     @extend_schema(
         request={"application/x-www-form-urlencoded": OAuth2PasswordSerializer},
-        responses={200: TokenPairSerializer},
+        responses={
+            200: TokenPairSerializer,
+            401: OpenApiResponse(description="Incorrect username or password, or two-factor is on: use /auth/login"),
+        },
         auth=[],
     )
     def post(self, request):
@@ -222,6 +225,7 @@ class RefreshView(_CredentialEndpoint):
         request=RefreshSerializer,
         responses={
             200: TokenPairSerializer,
+            401: OpenApiResponse(description="The refresh token is invalid, expired, already used or revoked"),
             403: OpenApiResponse(description="Refresh by cookie from an Origin that is not trusted"),
         },
         auth=[],

@@ -33,6 +33,8 @@ KEY_EXPIRED = "API key has expired."
 class KeyLimitReached(ServiceError):
     """The owner already has as many active keys as API_KEYS_MAX_ACTIVE_PER_USER allows."""
 
+    code = "key_limit_reached"
+
 
 def _scopes_error(scopes) -> str | None:
     """What is wrong with `scopes` (a list of distinct known scopes, at least one), or None."""

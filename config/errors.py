@@ -9,6 +9,8 @@ class ServiceError(Exception):
 
     status_code = 400
     default_detail = "Invalid request."
+    # The stable, machine-readable `code` of the error body, beside its `detail`.
+    code = "invalid"
 
     def __init__(self, detail: str | None = None):
         self.detail = detail or self.default_detail
@@ -27,6 +29,7 @@ class Conflict(ServiceError):
 
     status_code = 409
     default_detail = "Conflict with the current state of the resource."
+    code = "conflict"
 
 
 class QuotaExceeded(ServiceError):
@@ -34,6 +37,7 @@ class QuotaExceeded(ServiceError):
 
     status_code = 429
     default_detail = "Quota exceeded; try again later."
+    code = "quota_exceeded"
 
     def __init__(self, detail: str | None = None, *, retry_after: int):
         super().__init__(detail)
@@ -45,6 +49,7 @@ class AuthenticationError(ServiceError):
 
     status_code = 401
     default_detail = "Invalid or expired credentials."
+    code = "authentication_failed"
 
 
 class NotFound(ServiceError):
@@ -52,3 +57,4 @@ class NotFound(ServiceError):
 
     status_code = 404
     default_detail = "Not found."
+    code = "not_found"

@@ -20,7 +20,7 @@ def not_found(request, exception):
     `{"detail": ...}` body as every other API error. With DEBUG on, Django shows its debug page instead.
     """
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found."}, status=404)
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
     return page_not_found(request, exception)
 
 

@@ -20,7 +20,11 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status as http_status
 from rest_framework import viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+
+from config.jsontypes import type_errors
+from config.query import validated_query
 
 # The largest PostgreSQL bigint, so the largest id Django's BigAutoField can hold: a larger one names nothing.
 BIGINT_MAX = 2**63 - 1
@@ -31,8 +35,14 @@ NEEDS_JWT = OpenApiResponse(description="Authenticated with an API key or a sess
 
 
 def validated(serializer_class, data, **kwargs) -> dict:
-    """`data` as `serializer_class` validates it; otherwise a 400 that names each bad field."""
+    """`data` as `serializer_class` validates it; otherwise a 400 that names each bad field.
+
+    A JSON value of the wrong type (`0` for a string) is refused, not coerced (config/jsontypes.py).
+    """
     incoming = serializer_class(data=data, **kwargs)
+    wrong_types = type_errors(incoming, data)
+    if wrong_types:
+        raise ValidationError(wrong_types)
     incoming.is_valid(raise_exception=True)
     return incoming.validated_data
 
@@ -97,7 +107,7 @@ class APIViewSet(RespondMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         filters = {}
         if self.action == "list" and self.list_query_serializer_class is not None:
-            filters = validated(self.list_query_serializer_class, self.request.query_params)
+            filters = validated_query(self.list_query_serializer_class, self.request.query_params)
         return self.caller_queryset(self.request.user, **filters)
 
     def is_valid_lookup(self, value: str) -> bool:

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from accounts.models import User
+from config.query import QueryBooleanField
 from posts.models import CONTENT_MAX_LENGTH, Post
 
 
@@ -47,7 +48,7 @@ class PostInputSerializer(serializers.Serializer):
 class PostListQuerySerializer(serializers.Serializer):
     """Filters of the post list."""
 
-    mine = serializers.BooleanField(required=False, default=False, help_text="Only the caller's own posts.")
+    mine = QueryBooleanField(required=False, default=False, help_text="Only the caller's own posts.")
     author = serializers.CharField(
         required=False, allow_blank=True, max_length=150, help_text="Only posts of this username (any case)."
     )

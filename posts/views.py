@@ -21,7 +21,6 @@ NO_SUCH_POST = OpenApiResponse(description="No such post")
 
 @extend_schema(tags=["posts"])
 @extend_schema_view(
-    list=extend_schema(parameters=[PostListQuerySerializer]),
     retrieve=extend_schema(responses={200: PostOutputSerializer, 404: NO_SUCH_POST}),
 )
 class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):

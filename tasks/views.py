@@ -45,7 +45,7 @@ SETTINGS_RESPONSES = {200: TaskSerializer, 404: NOT_FOUND, 409: CONFLICT_ACTIVE}
 
 
 @extend_schema(tags=["tasks"])
-@extend_schema_view(list=extend_schema(parameters=[TaskListQuerySerializer], responses=TaskSerializer(many=True)))
+@extend_schema_view(list=extend_schema(responses=TaskSerializer(many=True)))
 class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, APIViewSet):
     """Your browser tasks: create, configure, initiate a run, follow it, cancel it, delete it."""
 

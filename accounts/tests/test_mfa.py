@@ -302,13 +302,15 @@ def test_the_oauth2_form_refuses_two_factor_users_and_says_where_to_go(auth_clie
     assert "WWW-Authenticate" in response.headers
     assert not MFAChallenge.objects.exists()
     wrong = api_client.post(TOKEN, {"username": user.username, "password": "not the password"}, format="json")
-    assert wrong.json() == {"detail": "Incorrect username or password"}  # nothing told without the password
+    # Nothing told without the password.
+    assert wrong.json() == {"detail": "Incorrect username or password", "code": "authentication_failed"}
 
 
 def test_a_wrong_password_says_nothing_about_two_factor(auth_client, user, api_client):
     enable(auth_client)
     response = api_client.post(LOGIN, {"username": user.username, "password": "wrong-wrong"}, format="json")
-    assert response.status_code == 401 and response.json() == {"detail": "Incorrect username or password"}
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Incorrect username or password", "code": "authentication_failed"}
     assert not MFAChallenge.objects.exists()
 
 

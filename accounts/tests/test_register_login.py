@@ -143,7 +143,7 @@ def test_failed_logins_look_the_same_and_hash_once(api_client, make_user, case):
     CountingHasher.calls = 0
     response = api_client.post(LOGIN, {"username": username, "password": password}, format="json")
     assert response.status_code == 401
-    assert response.json() == {"detail": "Incorrect username or password"}
+    assert response.json() == {"detail": "Incorrect username or password", "code": "authentication_failed"}
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert CountingHasher.calls == 1
 

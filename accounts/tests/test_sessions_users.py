@@ -74,7 +74,7 @@ def test_validate_reports_the_jwt(auth_client, user):
 def test_users_endpoint_is_for_admins_only(auth_client, make_user, login, client_for, user):
     response = auth_client.get("/api/v1/users")
     assert response.status_code == 403
-    assert response.json() == {"detail": "Admin privileges required"}
+    assert response.json() == {"detail": "Admin privileges required", "code": "permission_denied"}
     assert auth_client.patch(f"/api/v1/users/{user.pk}", {"is_admin": True}, format="json").status_code == 403
     admin = make_user("root", is_staff=True)
     admin_client = client_for(login(admin).access)

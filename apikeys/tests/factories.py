@@ -55,7 +55,7 @@ def assert_rejected(response, detail=None):
     assert response.status_code == 401, response.content
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
     if detail:
-        assert response.json() == {"detail": detail}
+        assert response.json() == {"detail": detail, "code": "authentication_failed"}
 
 
 def bad_checksum(key: str) -> str:

@@ -153,7 +153,8 @@ def test_active_key_cap_answers_400_with_a_clear_message(auth_client, user):
     response = auth_client.post(KEYS, {"name": "one too many"}, format="json")
     assert response.status_code == 400
     assert response.json() == {
-        "detail": "You already have 3 active API keys, the most allowed. Revoke one you no longer use first."
+        "detail": "You already have 3 active API keys, the most allowed. Revoke one you no longer use first.",
+        "code": "key_limit_reached",
     }
     # Revoked and expired keys do not count.
     first, second = APIKey.objects.filter(owner=user).order_by("id")[:2]

@@ -163,7 +163,10 @@ def test_someone_elses_post_is_403_for_writes_and_unchanged(bob_client, user, me
     post = PostFactory(author=user, content="alice's words")
     response = getattr(bob_client, method)(detail(post), {"content": "bob was here"}, format="json")
     assert response.status_code == 403
-    assert response.json() == {"detail": "Only the author of this post may change or delete it."}
+    assert response.json() == {
+        "detail": "Only the author of this post may change or delete it.",
+        "code": "permission_denied",
+    }
     post.refresh_from_db()
     assert post.content == "alice's words"
 
@@ -180,7 +183,7 @@ def test_non_author_gets_403_even_with_an_invalid_body(bob_client, user, method)
 def test_missing_post_is_404(auth_client, method):
     response = getattr(auth_client, method)(detail(987654), {"content": "x"}, format="json")
     assert response.status_code == 404
-    assert set(response.json()) == {"detail"}
+    assert set(response.json()) == {"detail", "code"}
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ def test_unvote_without_a_vote_is_404(auth_client, user, other_user):
     services.post_vote(post=post, user=other_user)  # someone else's vote is not yours to withdraw
     response = auth_client.delete(vote_url(post))
     assert response.status_code == 404
-    assert response.json() == {"detail": "You have not voted for this post."}
+    assert response.json() == {"detail": "You have not voted for this post.", "code": "not_found"}
     post.refresh_from_db()
     assert post.vote_count == 1
 

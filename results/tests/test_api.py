@@ -49,7 +49,7 @@ def test_no_result_yet_is_404(auth_client, user):
     response = auth_client.get(f"/api/v1/results/{task.pk}")
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "No result for this task yet."}
+    assert response.json() == {"detail": "No result for this task yet.", "code": "not_found"}
 
 
 def test_the_files_are_served_to_their_owner(auth_client, result):

@@ -51,7 +51,7 @@ def test_each_initiate_is_charged_and_the_one_over_the_quota_is_429_changing_not
         response = auth_client.patch(initiate_url(tasks[-1]), RUN, format="json")
 
     assert response.status_code == 429
-    assert response.json() == {"detail": response.json()["detail"]}
+    assert response.json() == {"detail": response.json()["detail"], "code": "quota_exceeded"}
     assert "Daily run quota reached: at most 3 runs in any 24 hours" in response.json()["detail"]
     # The window is rolling: the first charge leaves it 24 hours after it was made.
     retry_after = int(response["Retry-After"])
@@ -181,7 +181,7 @@ def test_the_schema_declares_every_answer_of_initiate():
     responses = operation["patch"]["responses"]
     assert {"202", "400", "404", "409", "429"} <= set(responses)
     assert "Retry-After" in responses["429"]["headers"]
-    assert responses["429"]["content"]["application/json"]["schema"]["properties"]["detail"] == {"type": "string"}
+    assert responses["429"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
 
 
 # UNDER CONCURRENCY: the owner lock
