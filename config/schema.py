@@ -8,8 +8,9 @@ status its view can answer, read off what the view is made of rather than writte
   `list_query_serializer_class`, its paginator's `page`/`page_size`/`cursor`).
 - 401 (`{detail, code}` + `WWW-Authenticate`): the view runs authenticators (a stale or wrong
   credential is refused even where none is needed).
-- 403: a permission beyond AllowAny/IsAuthenticated (HasJWT, IsAdmin, API key scopes, ...), or an
-  unsafe method where a session cookie must carry a CSRF token.
+- 403: a permission beyond AllowAny/IsAuthenticated (HasJWT, IsAdmin, ...), an API key scope the
+  operation needs, or an unsafe method where a session cookie must carry a CSRF token. Each operation
+  also names the scope an API key needs (`x-api-key-scope`, and a sentence in its description).
 - 404: a route with a path parameter (the object may not exist or not be yours), or a numbered page
   past the last.
 - 413 and 415: the operation reads a request body (too large; a content type no parser reads).
@@ -28,7 +29,9 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.settings import api_settings
 
+from config import scopes
 from config.errors import WWW_AUTHENTICATE
+from config.permissions import APIKeyScope
 
 ERROR = {
     "type": "object",
@@ -161,10 +164,31 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _can_forbid(self) -> bool:
         plain = (AllowAny, IsAuthenticated)
-        if any(type(permission) not in plain for permission in self.view.get_permissions()):
-            return True
+        for permission in self.view.get_permissions():
+            if isinstance(permission, APIKeyScope):
+                if self._api_key_scope() is not scopes.NO_SCOPE:
+                    return True  # a key without the scope: 403 insufficient_scope
+            elif type(permission) not in plain:
+                return True
         csrf = any(isinstance(auth, SessionAuthentication) for auth in self.view.get_authenticators())
         return csrf and self.method in UNSAFE_METHODS
+
+    def _api_key_scope(self):
+        """The scope an API key needs for this operation (config.scopes), as the view declares it."""
+        return scopes.declared_scope(self.view, self.method)
+
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        if operation is not None and any(isinstance(p, APIKeyScope) for p in self.view.get_permissions()):
+            # The scope a key needs, for generated clients and readers alike: `x-api-key-scope`, and a sentence.
+            scope = self._api_key_scope()
+            operation["x-api-key-scope"] = scope
+            sentence = {
+                scopes.NO_SCOPE: "API keys need no scope here.",
+                scopes.FULL_ACCESS: "An API key needs every scope here.",
+            }.get(scope, f"An API key needs the scope `{scope}`.")
+            operation["description"] = f"{operation.get('description', '')}\n\n{sentence}".strip()
+        return operation
 
     # The bodies
     # --------------------------------------------------------------------------

@@ -8,6 +8,9 @@ from django.urls import resolve
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
+from config import scopes
+from config.permissions import APIKeyScope
+
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
@@ -43,8 +46,13 @@ def expected_codes(path: str, method: str, operation: dict) -> set[str]:
     if view.get_authenticators():
         codes.add("401")
     plain = (AllowAny, IsAuthenticated)
-    if any(type(permission) not in plain for permission in view.get_permissions()):
-        codes.add("403")
+    for permission in view.get_permissions():
+        # The scope check refuses only where the operation needs a scope (not the hello endpoints).
+        if isinstance(permission, APIKeyScope):
+            if scopes.declared_scope(view, method.upper()) is not scopes.NO_SCOPE:
+                codes.add("403")
+        elif type(permission) not in plain:
+            codes.add("403")
     if "{" in path:
         codes.add("404")
     if view.get_throttles():
@@ -293,3 +301,21 @@ def test_forms_keep_drf_semantics(auth_client):
         "/api/v1/tasks", "task_name=from+a+form", content_type="application/x-www-form-urlencoded"
     )
     assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "scope"),
+    [
+        ("/api/v1/posts", "post", "posts:write"),
+        ("/api/v1/posts", "get", "posts:read"),
+        ("/api/v1/tasks/{id}/initiate", "patch", "tasks:write"),
+        ("/api/v1/auth/me", "get", "profile:read"),
+        ("/api/v1/hello/protected", "get", None),
+    ],
+)
+def test_each_operation_names_the_scope_an_api_key_needs(schema, path, method, scope):
+    operation = schema["paths"][path][method]
+    assert operation["x-api-key-scope"] == scope
+    assert ("403" in operation["responses"]) == (scope is not None)
+    if scope is not None:
+        assert f"`{scope}`" in operation["description"]
