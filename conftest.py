@@ -1,6 +1,6 @@
 """Fixtures shared by every app's tests, and the service markers.
 
-A test that needs a real service carries its marker (postgres, redis, worker, browser).
+A test that needs a real service carries its marker (postgres, redis, worker, browser, client).
 Where the service is missing it is skipped with the reason; with
 GATEHOUSE_REQUIRE_SERVICES=1 (set by CI) the same test fails instead, so CI never
 passes on skipped work.
@@ -74,11 +74,19 @@ def _worker_missing():
     return None
 
 
+def _client_missing():
+    # Makes the generator's venv on first use (var/test-client-venv): a few seconds, once.
+    from config.tests import client_venv
+
+    return client_venv.problem()
+
+
 SERVICE_CHECKS = {
     "postgres": _postgres_missing,
     "redis": _redis_missing,
     "browser": _browser_missing,
     "worker": _worker_missing,
+    "client": _client_missing,
 }
 
 
