@@ -253,7 +253,7 @@ def start_server(
         server.description = _describe(server, command)
         yield server
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def _describe(server: Server, command: list[str]) -> str:
@@ -335,7 +335,8 @@ def _wait_ready(server: Server, timeout: float) -> None:
     raise SystemExit(f"gunicorn did not answer /health/live within {timeout:.0f}s:\n{_tail(server.log_path)}")
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM (a master stops its workers), then SIGKILL after 15 s; nothing if it has exited."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)  # the gunicorn master stops its workers

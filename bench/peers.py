@@ -26,7 +26,6 @@ import contextlib
 import datetime
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -48,6 +47,7 @@ from harness import (
     run_rounds,
     run_wrk,
     start_server,
+    stop_process,
     worker_pids,
 )
 
@@ -134,13 +134,7 @@ def run_peer(command: list[str], *, cwd: Path, env: dict[str, str], port: int, r
             time.sleep(0.2)
         yield process.pid
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 def _wait_for_workers(master_pid: int, workers: int) -> None:

@@ -15,13 +15,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import statistics
 import subprocess
 import sys
 import time
 
-from harness import BENCH_VAR, ROOT, VENV_BIN, format_table, http_json, rss_mb, run_wrk, start_server, worker_pids
+from harness import (
+    BENCH_VAR,
+    ROOT,
+    VENV_BIN,
+    format_table,
+    http_json,
+    rss_mb,
+    run_wrk,
+    start_server,
+    stop_process,
+    worker_pids,
+)
 
 CANDIDATES = {"granian": "granian==2.8.9", "uvicorn": "uvicorn==0.54.0"}
 USERNAME = "bench"
@@ -97,7 +107,7 @@ def main() -> int:
             log = open(BENCH_VAR / f"servers-{name.replace(' ', '-').replace(',', '')}.log", "w")  # noqa: SIM115
             stack.callback(log.close)
             process = subprocess.Popen(command, cwd=ROOT, env=first.env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-            stack.callback(_stop, process)
+            stack.callback(stop_process, process)
             base_url = f"http://127.0.0.1:{port}"
             _wait_ready(base_url, process, name)
             servers[name] = (base_url, process)
@@ -136,15 +146,6 @@ def main() -> int:
         f"wrk {options.connections} connections, {options.workers} workers each"
     )
     return 0
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 if __name__ == "__main__":

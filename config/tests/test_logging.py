@@ -250,8 +250,8 @@ def test_celery_uses_django_logging_instead_of_its_own():
 
 
 # GUNICORN ACCESS LOG -------------------------------------------------------------------------------------------
-def test_gunicorn_access_line_is_json_without_query_string_or_headers():
-    glogging = pytest.importorskip("gunicorn.glogging")
+def _access_logger():
+    """gunicorn's logger as config/gunicorn.py configures it, its access lines written to a string."""
     from gunicorn.config import Config
 
     from config.logging import GunicornJSONLogger
@@ -262,6 +262,12 @@ def test_gunicorn_access_line_is_json_without_query_string_or_headers():
     stream = io.StringIO()
     for handler in logger.access_log.handlers:
         handler.setStream(stream)
+    return logger, stream
+
+
+def test_gunicorn_access_line_is_json_without_query_string_or_headers():
+    glogging = pytest.importorskip("gunicorn.glogging")
+    logger, stream = _access_logger()
 
     class Response:
         status = "200 OK"
@@ -292,16 +298,7 @@ def test_gunicorn_access_line_is_json_without_query_string_or_headers():
 
 def test_gunicorn_access_line_redacts_a_credential_in_the_path_or_the_user_agent():
     pytest.importorskip("gunicorn.glogging")
-    from gunicorn.config import Config
-
-    from config.logging import GunicornJSONLogger
-
-    cfg = Config()
-    cfg.set("accesslog", "-")
-    logger = GunicornJSONLogger(cfg)
-    stream = io.StringIO()
-    for handler in logger.access_log.handlers:
-        handler.setStream(stream)
+    logger, stream = _access_logger()
 
     class Response:
         status = "404 Not Found"
