@@ -3,8 +3,9 @@
 import contextlib
 import copy
 import logging
-from dataclasses import dataclass, field
-from datetime import timedelta
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
@@ -667,7 +668,7 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
     except TokenError:
         raise AuthenticationError(TOKEN_INVALID) from None
     session = AuthSession.objects.select_related("user").filter(pk=presented.session_id).first()
-    if session is None or not _session_is_valid(session=session, token=presented):
+    if session is None or not _session_is_valid(session=session, user=session.user, token=presented):
         raise AuthenticationError(TOKEN_INVALID)
     ends_at = _session_end(session)
     if timezone.now() >= ends_at:
@@ -752,7 +753,7 @@ def auth_session_revoke_by_owner(*, session: AuthSession) -> AuthSession:
 # ------------------------------------------------------------------------------
 
 
-def auth_recently_authenticated(*, session: AuthSession) -> bool:
+def auth_recently_authenticated(*, session: "SessionState") -> bool:
     """Whether the session's user proved who they are within REAUTH_WINDOW_MINUTES (login or reauth)."""
     window = timedelta(minutes=settings.REAUTH_WINDOW_MINUTES)
     return session.authenticated_at >= timezone.now() - window
@@ -1097,8 +1098,31 @@ def user_row_changed(sender, instance, **kwargs) -> None:
     _forget_cached_sessions(user_id=instance.pk)
 
 
-def _session_is_valid(*, session: AuthSession, token) -> bool:
-    user = session.user
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """What authentication and the permissions read of a login session (`token.auth_session`). Frozen, so the
+    cached one is shared by every request of the process as it is: only its user is copied per request."""
+
+    id: uuid.UUID
+    user_id: int
+    revoked_at: datetime | None
+    expires_at: datetime
+    last_seen: datetime
+    authenticated_at: datetime
+
+    @classmethod
+    def of(cls, session: AuthSession) -> "SessionState":
+        return cls(
+            id=session.pk,
+            user_id=session.user_id,
+            revoked_at=session.revoked_at,
+            expires_at=session.expires_at,
+            last_seen=session.last_seen,
+            authenticated_at=session.authenticated_at,
+        )
+
+
+def _session_is_valid(*, session: AuthSession | SessionState, user: User, token) -> bool:
     return (
         session.revoked_at is None
         and session.expires_at > timezone.now()
@@ -1117,39 +1141,42 @@ def _session_query(session_id) -> AuthSession | None:
         return None
 
 
-def _copy_session(session: AuthSession) -> AuthSession:
-    """A copy of the session and of its user that a request may change without changing the cached one."""
-    copied = copy.copy(session)
-    copied.user = copy.copy(session.user)
-    return copied
+def _copy_user(cached: tuple[SessionState, User]) -> tuple[SessionState, User]:
+    """The session as it is (frozen) and a copy of its user, which a request may change without changing the
+    cached one (a view may set a field and fail before saving)."""
+    session, user = cached
+    return session, copy.copy(user)
 
 
-def _load_session(*, session_id: str) -> tuple[AuthSession | None, int | None]:
-    """The session joined to its user, and the cache stamp it was read under. Warm: no query; cold: one."""
+def _load_session(*, session_id: str) -> tuple[SessionState | None, User | None, int | None]:
+    """The session, its user and the cache stamp they were read under. Warm: no query; cold: one."""
     cached, stamp = auth_cache().get(("session", session_id))
     if cached is not None:
-        return cached, stamp
-    session = _session_query(session_id)
-    if session is not None:
-        _cache_session(session, stamp=stamp)
-    return session, stamp
+        return *cached, stamp
+    row = _session_query(session_id)
+    if row is None:
+        return None, None, stamp
+    session = SessionState.of(row)
+    _cache_session(session, row.user, stamp=stamp)
+    return session, row.user, stamp
 
 
-def _cache_session(session: AuthSession, *, stamp: int | None) -> None:
+def _cache_session(session: SessionState, user: User, *, stamp: int | None) -> None:
     auth_cache().put(
-        ("session", str(session.pk)), session, tags=[user_tag(session.user_id)], stamp=stamp, copy=_copy_session
+        ("session", str(session.id)), (session, user), tags=[user_tag(session.user_id)], stamp=stamp, copy=_copy_user
     )
 
 
-def _touch_session(session: AuthSession, *, stamp: int | None) -> None:
+def _touch_session(session: SessionState, user: User, *, stamp: int | None) -> SessionState:
     """Write last_seen at most once a minute, with a conditional UPDATE (no read-modify-write)."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.AUTH_LAST_SEEN_RESOLUTION_SECONDS)
     if session.last_seen > cutoff:
-        return
-    AuthSession.objects.filter(pk=session.pk, last_seen__lt=cutoff).update(last_seen=now)
-    session.last_seen = now
-    _cache_session(session, stamp=stamp)  # kept only if nothing changed since it was read
+        return session
+    AuthSession.objects.filter(pk=session.id, last_seen__lt=cutoff).update(last_seen=now)
+    session = replace(session, last_seen=now)
+    _cache_session(session, user, stamp=stamp)  # kept only if nothing changed since it was read
+    return session
 
 
 def access_token_authenticate(*, raw_token: str) -> tuple[User, SessionAccessToken]:
@@ -1158,9 +1185,8 @@ def access_token_authenticate(*, raw_token: str) -> tuple[User, SessionAccessTok
         token = SessionAccessToken(raw_token)
     except TokenError:
         raise AuthenticationError(TOKEN_INVALID) from None
-    session, stamp = _load_session(session_id=token.session_id)
-    if session is None or not _session_is_valid(session=session, token=token):
+    session, user, stamp = _load_session(session_id=token.session_id)
+    if session is None or not _session_is_valid(session=session, user=user, token=token):
         raise AuthenticationError(TOKEN_INVALID)
-    _touch_session(session, stamp=stamp)
-    token.auth_session = session  # for permissions that look at the session (RecentAuthentication)
-    return session.user, token
+    token.auth_session = _touch_session(session, user, stamp=stamp)  # for RecentAuthentication
+    return user, token

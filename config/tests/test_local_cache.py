@@ -5,6 +5,7 @@ its own entries, exactly as two gunicorn workers do.
 """
 
 import copy
+import dataclasses
 import os
 import socket
 
@@ -137,7 +138,11 @@ def test_cached_sessions_are_private_copies(user, login, client_for):
     client = client_for(login(user).access)
     assert client.get(ME).status_code == 200
     (session_key,) = [key for key in auth_cache()._entries if key[0] == "session"]
-    first, _ = auth_cache().get(session_key)
-    first.user.is_staff = True  # changed in one request, never saved
-    second, _ = auth_cache().get(session_key)
-    assert second.user.is_staff is False and second.user is not first.user
+    (session, first_user), _ = auth_cache().get(session_key)
+    first_user.is_staff = True  # changed in one request, never saved
+    (same_session, second_user), _ = auth_cache().get(session_key)
+    assert second_user.is_staff is False and second_user is not first_user
+    # The session part is frozen, so it is shared rather than copied.
+    assert same_session is session
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        session.revoked_at = None

@@ -152,6 +152,22 @@ def test_production_settings_log_json_lines(tmp_path):
     assert entry["message"] == f"probe with Bearer {REDACTED}" and entry["request_id"] is None
 
 
+def test_a_web_process_logs_without_importing_celery(tmp_path):
+    """A line's task context is looked up only in a process that imported Celery (a worker, or a web process
+    that queued a job): otherwise the first access line would pull Celery, kombu and greenlet into every web
+    worker."""
+    result = run_python(
+        LOG_SOMETHING + "; import sys; print('celery' in sys.modules)",
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY="s" * 50,
+        ALLOWED_HOSTS="api.example.com",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert json.loads(result.stderr.splitlines()[-1])["logger"] == "gatehouse.probe"
+
+
 def test_development_settings_log_plain_lines(tmp_path):
     result = run_python(LOG_SOMETHING, tmp_path, DJANGO_SETTINGS_MODULE="config.settings.base")
     assert result.returncode == 0, result.stderr

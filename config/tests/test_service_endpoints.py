@@ -95,3 +95,12 @@ def test_client_address_is_validated_even_behind_a_misconfigured_proxy_count(
     )
     assert response.status_code == 200
     assert AuthSession.objects.get().ip_address == expected
+
+
+def test_message_storage_is_built_for_pages_only(client):
+    """Django's messages middleware builds its storage on every request; ours only outside /api/, where the
+    admin's pages read it (Django keeps it on request._messages)."""
+    api = client.get("/api/v1/hello")
+    assert api.status_code == 200 and not hasattr(api.wsgi_request, "_messages")
+    page = client.get("/admin/login/")
+    assert page.status_code == 200 and hasattr(page.wsgi_request, "_messages")
