@@ -565,6 +565,7 @@ def write_chart(report: dict, path: Path) -> None:
     throughput.plot(minutes, [m["all"]["rps"] for m in report["minutes"]], marker="o", label="all")
     throughput.axhline(report["target_rps"], linestyle="--", color="grey", label="target")
     throughput.set_ylabel("requests/s")
+    throughput.set_ylim(bottom=0)
     throughput.legend(loc="lower right")
     p99.plot(minutes, [m["all"]["p99_ms"] for m in report["minutes"]], marker="o", label="all", linewidth=2)
     endpoints = sorted({name for m in report["minutes"] for name in m["endpoints"]} - {"task poll"})
@@ -573,6 +574,7 @@ def write_chart(report: dict, path: Path) -> None:
             minutes, [m["endpoints"].get(name, {}).get("p99_ms") for m in report["minutes"]], label=name, alpha=0.6
         )
     p99.set_ylabel("p99 (ms)")
+    p99.set_ylim(bottom=0)
     p99.legend(fontsize="x-small", ncol=3, loc="upper left")
     samples = report["rss_samples"]
     for label in sorted({label for sample in samples for label in sample["rss_mb"]}):
@@ -583,6 +585,7 @@ def write_chart(report: dict, path: Path) -> None:
             label=label,
         )
     rss.set_ylabel("RSS (MB)")
+    rss.set_ylim(bottom=0)
     rss.set_xlabel("minute of the held load")
     rss.legend(fontsize="x-small", ncol=3, loc="upper left")
     figure.suptitle(
