@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install run test smoke fuzz schema lint format
+.PHONY: help install run test smoke fuzz schema lint format soak chaos
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,12 @@ smoke: install  ## End-to-end smoke of the production topology (needs PostgreSQL
 
 fuzz: install  ## schemathesis against a started server, JWT and API key, every check (needs PostgreSQL, Redis)
 	$(BIN)/python scripts/fuzz
+
+soak: install  ## 10-minute soak at 80% of peak: bench/results/soak-*.json and .png (PostgreSQL, Redis, Chromium)
+	$(BIN)/python bench/soak.py
+
+chaos: install  ## Kill and restart the worker, PostgreSQL, Redis, a web worker under load (private PostgreSQL/Redis)
+	$(BIN)/python bench/chaos.py
 
 schema: install  ## Regenerate docs/openapi.yaml from the code (commit it with the change of contract)
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml

@@ -25,6 +25,10 @@ Environment variables (all optional):
     BENCH_WORKER_CLASS   gunicorn worker class (default: the config's, sync)
     BENCH_THREADS        threads per worker (gthread)
     WRK                  path of the wrk binary (default: wrk on PATH)
+
+`start_celery(server.env)` adds a Celery worker and beat on the same settings, database and
+broker, as docker/compose.yml runs them; `Celery.kill_worker()` SIGKILLs the worker's whole
+process group (its pool and Chromium) and `start_worker()` brings it back.
 """
 
 from __future__ import annotations
@@ -335,16 +339,114 @@ def _wait_ready(server: Server, timeout: float) -> None:
     raise SystemExit(f"gunicorn did not answer /health/live within {timeout:.0f}s:\n{_tail(server.log_path)}")
 
 
-def stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM (a master stops its workers), then SIGKILL after 15 s; nothing if it has exited."""
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM (a master stops its workers), then SIGKILL after `timeout` s; nothing if it has exited."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)  # the gunicorn master stops its workers
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+# CELERY
+# ------------------------------------------------------------------------------
+
+
+@dataclass
+class Celery:
+    """A Celery worker and beat started by `start_celery`, each the leader of its own process group."""
+
+    env: dict[str, str]
+    log_dir: Path
+    name: str
+    concurrency: int = 1
+    worker: subprocess.Popen | None = None
+    beat: subprocess.Popen | None = None
+
+    @property
+    def worker_log(self) -> Path:
+        return self.log_dir / f"celery-worker-{self.name}.log"
+
+    @property
+    def beat_log(self) -> Path:
+        return self.log_dir / f"celery-beat-{self.name}.log"
+
+    def start_worker(self, ready_timeout: float = 90) -> subprocess.Popen:
+        """Start the worker (the commands of docker/compose.yml) and wait for its " ready." line."""
+        command = ["worker", "--loglevel", "INFO", "--concurrency", str(self.concurrency)]
+        command += ["--hostname", f"{self.name}-{os.getpid()}@%h"]
+        self.worker = self._start(command, self.worker_log, " ready.", ready_timeout)
+        return self.worker
+
+    def start_beat(self, ready_timeout: float = 60) -> subprocess.Popen:
+        schedule = self.log_dir / f"celerybeat-schedule-{self.name}"
+        command = ["beat", "--loglevel", "INFO", "--schedule", str(schedule)]
+        self.beat = self._start(command, self.beat_log, "beat: Starting", ready_timeout)
+        return self.beat
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker's process group (main process, pool, Chromium) and reap it."""
+        if self.worker is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait()
+
+    def pids(self) -> dict[str, list[int]]:
+        """{"worker": [main, pool processes...], "beat": [pid]} of what is running (Chromium left out)."""
+        found = {}
+        if self.worker is not None and self.worker.poll() is None:
+            found["worker"] = [self.worker.pid, *_worker_pids(self.worker.pid)]
+        if self.beat is not None and self.beat.poll() is None:
+            found["beat"] = [self.beat.pid]
+        return found
+
+    def stop(self) -> None:
+        """SIGTERM (a warm shutdown finishes the running job), then SIGKILL whatever is left of each group."""
+        for process in (self.worker, self.beat):
+            if process is not None:
+                stop_process(process, timeout=30)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+
+    def _start(self, args: list[str], log_path: Path, ready: str, timeout: float) -> subprocess.Popen:
+        offset = log_path.stat().st_size if log_path.exists() else 0  # a restart appends to the same log
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(  # noqa: S603 (our own celery, fixed arguments)
+                [_python(), "-m", "celery", "-A", "config", *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # so that a kill reaches its pool and Chromium
+            )
+        deadline = time.monotonic() + timeout
+        while ready not in log_path.read_bytes()[offset:].decode(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_process(process)
+                raise SystemExit(f"celery {args[0]} did not start:\n{_tail(log_path)}")
+            time.sleep(0.2)
+        return process
+
+
+@contextlib.contextmanager
+def start_celery(
+    env: Mapping[str, str], *, name: str = "bench", concurrency: int = 1, beat: bool = True
+) -> Iterator[Celery]:
+    """Start a Celery worker (prefork, `concurrency` processes) and beat on `env` (a Server's env); stop on exit."""
+    BENCH_VAR.mkdir(parents=True, exist_ok=True)
+    celery = Celery(env=dict(env), log_dir=BENCH_VAR, name=name, concurrency=concurrency)
+    try:
+        celery.start_worker()
+        if beat:
+            celery.start_beat()
+        yield celery
+    finally:
+        celery.stop()
 
 
 # HTTP
