@@ -78,6 +78,7 @@ class CoherentCache:
         self._pubsub: redis.client.PubSub | None = None
         self._redis: redis.Redis | None = None
         self._retry_at = 0.0
+        self._channel_down = False  # logged once per outage, not at every retry
 
     @property
     def enabled(self) -> bool:
@@ -159,7 +160,7 @@ class CoherentCache:
             while self._has_pending_message() and (message := self._pubsub.get_message(timeout=0)) is not None:
                 self._apply(message)
         except (redis.RedisError, OSError, ValueError):
-            logger.warning("cache invalidation channel lost; reading the database until it is back", exc_info=True)
+            self._log_channel_down("lost")
             self._unsubscribe()
             return False
         return self._pubsub is not None
@@ -193,7 +194,7 @@ class CoherentCache:
             if confirmation is None or confirmation["type"] != "subscribe":
                 raise redis.ConnectionError("no subscription confirmation")
         except (redis.RedisError, OSError):
-            logger.warning("cache invalidation channel unavailable; reading the database", exc_info=True)
+            self._log_channel_down("unavailable")
             self._retry_at = time.monotonic() + RECONNECT_INTERVAL_SECONDS
             if pubsub is not None:
                 pubsub.close()
@@ -201,7 +202,16 @@ class CoherentCache:
         self._forget_all()  # anything kept before may have missed messages
         self._generation += 1
         self._pubsub = pubsub
+        if self._channel_down:
+            self._channel_down = False
+            logger.info("cache invalidation channel back; caching again")
         return True
+
+    def _log_channel_down(self, what: str) -> None:
+        """One warning, with the cause, when the channel goes down; the retries of the outage say nothing."""
+        if not self._channel_down:
+            self._channel_down = True
+            logger.warning("cache invalidation channel %s; reading the database until it is back", what, exc_info=True)
 
     def _unsubscribe(self) -> None:
         self._forget_all()

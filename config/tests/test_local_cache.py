@@ -6,6 +6,7 @@ its own entries, exactly as two gunicorn workers do.
 
 import copy
 import dataclasses
+import logging
 import os
 import socket
 
@@ -112,6 +113,15 @@ def test_without_redis_every_lookup_misses_and_nothing_raises(channel):
     cache.put("k", 1, tags=["user:1"], stamp=None, copy=copy.deepcopy)
     cache.invalidate(["user:1"])  # logged, not raised: the change itself is committed
     assert cache.get("k") == (None, None)
+
+
+def test_an_outage_is_logged_once_not_at_every_retry(channel, caplog):
+    cache = CoherentCache(redis_url=f"redis://127.0.0.1:{_closed_port()}/0", max_entries=100, channel=channel)
+    for _ in range(5):
+        cache._retry_at = 0  # retry at every lookup, as a busy process does once a second
+        assert cache.get("k") == (None, None)
+    warnings = [r for r in caplog.records if r.name == "config.local_cache" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].exc_info is not None
 
 
 def test_a_forked_child_starts_empty(make_cache, monkeypatch):
