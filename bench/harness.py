@@ -24,6 +24,7 @@ Environment variables (all optional):
     BENCH_WORKERS        gunicorn workers (default: config/gunicorn.py's, 2 x CPUs + 1)
     BENCH_WORKER_CLASS   gunicorn worker class (default: the config's, sync)
     BENCH_THREADS        threads per worker (gthread)
+    BENCH_VENV           virtualenv the servers run from (default: .venv)
     WRK                  path of the wrk binary (default: wrk on PATH)
 
 `start_celery(server.env)` adds a Celery worker and beat on the same settings, database and
@@ -54,7 +55,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
+# The virtualenv the servers run from: the development one by default, or BENCH_VENV, e.g. a production
+# install (requirements/prod.txt alone), to measure what a deployment runs (worker RSS differs).
+VENV_BIN = Path(os.environ.get("BENCH_VENV") or ROOT / ".venv") / "bin"
 BENCH_VAR = ROOT / "var" / "bench"
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/gatehouse_bench"

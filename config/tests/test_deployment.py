@@ -259,6 +259,10 @@ def test_dockerfile_copies_what_exists_and_every_local_app():
     for package in ["config", *local_apps]:
         assert package in copied, f"the image lacks {package}/"
     assert "manage.py" in copied
+    # Its bytecode is compiled at build time (processes do not write it: PYTHONDONTWRITEBYTECODE).
+    (compiled,) = [rest.split() for keyword, rest in instructions if keyword == "RUN" and "compileall" in rest]
+    for package in ["config", *local_apps]:
+        assert package in compiled, f"the image does not compile {package}/"
     ignored = (DOCKER / "Dockerfile.dockerignore").read_text().split()
     for needed in ["manage.py", "config", *local_apps, "requirements", "docker"]:
         assert needed not in ignored, f"{needed} is excluded from the build context"
