@@ -15,6 +15,8 @@ status its view can answer, read off what the view is made of rather than writte
   past the last.
 - 413 and 415: the operation reads a request body (too large; a content type no parser reads).
 - 429 (`Retry-After`): the view has throttles.
+- 414 and 431, on every operation: a request line or headers over the HTTP server's limits. gunicorn
+  answers them before the request reaches Django, with a small HTML page, not the JSON error body.
 
 Request bodies are documented as JSON (see `map_parsers`). Codes that cannot be read off the view
 (409 conflicts, a service's own 400/429) are declared where the view raises them,
@@ -80,6 +82,16 @@ DEFAULT_DESCRIPTIONS = {
     "413": "Request body too large",
     "415": "Unsupported content type of the body",
     "429": "Too many requests: wait `Retry-After` seconds",
+}
+# gunicorn's limits (its defaults: config/gunicorn.py leaves them, config/tests/test_deployment.py checks them).
+REQUEST_LINE_LIMIT = 4094
+HEADER_FIELD_SIZE_LIMIT = 8190
+HEADER_FIELDS_LIMIT = 100
+SERVER_DESCRIPTIONS = {
+    "414": f"Request line (method, path and query string) over {REQUEST_LINE_LIMIT} bytes: "
+    "refused by the HTTP server with an HTML page",
+    "431": f"A header over {HEADER_FIELD_SIZE_LIMIT} bytes, or more than {HEADER_FIELDS_LIMIT} headers: "
+    "refused by the HTTP server with an HTML page",
 }
 # As drf-spectacular: OpenAPI 3.0 gives DELETE no body (one that reads a body declares its 400 itself).
 NO_NUL = "^[^\\u0000]*$"
@@ -160,7 +172,7 @@ class AutoSchema(SpectacularAutoSchema):
             codes += ["413", "415"]
         if self.view.get_throttles():
             codes.append("429")
-        return codes
+        return [*codes, *SERVER_DESCRIPTIONS]
 
     def _can_forbid(self) -> bool:
         plain = (AllowAny, IsAuthenticated)
@@ -199,6 +211,8 @@ class AutoSchema(SpectacularAutoSchema):
         return component.ref
 
     def _error_response(self, code: str, description: str | None) -> dict:
+        if code in SERVER_DESCRIPTIONS:
+            return {"content": {"text/html": {"schema": {"type": "string"}}}, "description": SERVER_DESCRIPTIONS[code]}
         error = self._component("Error", ERROR)
         schema = {"anyOf": [self._component("ValidationError", VALIDATION_ERROR), error]} if code == "400" else error
         response = {

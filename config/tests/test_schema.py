@@ -12,6 +12,8 @@ from config import scopes
 from config.permissions import APIKeyScope
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+# Answered by gunicorn for any path, before a view runs.
+SERVER_CODES = {"414", "431"}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def expected_codes(path: str, method: str, operation: dict) -> set[str]:
         codes.add("404")
     if view.get_throttles():
         codes.add("429")
-    return codes
+    return codes | SERVER_CODES
 
 
 def test_every_operation_declares_each_error_its_view_can_answer(schema):
@@ -73,7 +75,7 @@ def test_every_error_response_has_the_error_body_and_its_header(schema):
     checked = 0
     for path, method, operation in operations(schema):
         for code, response in operation["responses"].items():
-            if not code.startswith("4"):
+            if not code.startswith("4") or code in SERVER_CODES:
                 continue
             body = response["content"]["application/json"]["schema"]
             if code == "400":
@@ -86,6 +88,17 @@ def test_every_error_response_has_the_error_body_and_its_header(schema):
                 assert response["headers"]["Retry-After"]["schema"]["type"] == "integer", (path, method)
             checked += 1
     assert checked > 200  # every operation has several
+
+
+def test_the_http_servers_own_refusals_are_declared_as_html_on_every_operation(schema):
+    """gunicorn's 414 and 431 come before Django: an HTML page (config/tests/test_deployment.py sees one)."""
+    for path, method, operation in operations(schema):
+        for code in SERVER_CODES:
+            assert operation["responses"][code]["content"] == {"text/html": {"schema": {"type": "string"}}}, (
+                path,
+                method,
+                code,
+            )
 
 
 def test_error_components_require_a_detail_and_a_code(schema):
