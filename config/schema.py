@@ -13,6 +13,8 @@ status its view can answer, read off what the view is made of rather than writte
   also names the scope an API key needs (`x-api-key-scope`, and a sentence in its description).
 - 404: a route with a path parameter (the object may not exist or not be yours), or a numbered page
   past the last.
+- 406: the view negotiates its answer's media type (DRF's default): an `Accept` header naming none it
+  renders (`text/plain`, or an empty one) is refused.
 - 413 and 415: the operation reads a request body (too large; a content type no parser reads).
 - 429 (`Retry-After`): the view has throttles.
 - 414 and 431, on every operation: a request line or headers over the HTTP server's limits. gunicorn
@@ -28,6 +30,7 @@ from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import pagination, serializers
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.settings import api_settings
 
@@ -43,8 +46,8 @@ ERROR = {
         "code": {
             "type": "string",
             "description": "Machine-readable: `not_authenticated`, `authentication_failed`, `permission_denied`, "
-            "`reauth_required`, `insufficient_scope`, `not_found`, `conflict`, `throttled`, `parse_error`, "
-            "`unsupported_media_type`, `request_too_large`, ...",
+            "`reauth_required`, `insufficient_scope`, `not_found`, `not_acceptable`, `conflict`, `throttled`, "
+            "`parse_error`, `unsupported_media_type`, `request_too_large`, ...",
         },
     },
     "required": ["detail", "code"],
@@ -78,6 +81,7 @@ DEFAULT_DESCRIPTIONS = {
     "401": "Missing, invalid, expired or revoked credentials",
     "403": "Authenticated, but not allowed",
     "404": "Not found, or not yours",
+    "406": "The `Accept` header names no media type this operation answers with",
     "409": "Conflict with the current state",
     "413": "Request body too large",
     "415": "Unsupported content type of the body",
@@ -168,6 +172,8 @@ class AutoSchema(SpectacularAutoSchema):
             codes.append("403")
         if "{" in self.path or isinstance(paginator, pagination.PageNumberPagination):
             codes.append("404")
+        if isinstance(self.view.get_content_negotiator(), DefaultContentNegotiation):
+            codes.append("406")
         if self._has_request_body():
             codes += ["413", "415"]
         if self.view.get_throttles():

@@ -6,6 +6,7 @@ import uuid
 import pytest
 from django.urls import resolve
 from drf_spectacular.generators import SchemaGenerator
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from config import scopes
@@ -57,6 +58,8 @@ def expected_codes(path: str, method: str, operation: dict) -> set[str]:
             codes.add("403")
     if "{" in path:
         codes.add("404")
+    if view.content_negotiation_class is DefaultContentNegotiation:
+        codes.add("406")
     if view.get_throttles():
         codes.add("429")
     return codes | SERVER_CODES
@@ -122,6 +125,8 @@ def test_error_components_require_a_detail_and_a_code(schema):
         ("/api/v1/posts", "post", "413"),
         ("/api/v1/posts/{id}", "get", "404"),
         ("/api/v1/tasks", "get", "400"),
+        ("/api/v1/auth/logout-all", "post", "406"),  # found by the fuzzer: `Accept:` empty
+        ("/api/v1/hello", "get", "406"),
     ],
 )
 def test_known_answers_are_declared(schema, path, method, code):
@@ -136,6 +141,7 @@ def test_known_answers_are_declared(schema, path, method, code):
         ("/api/v1/auth/me", "get", "404"),  # no lookup
         ("/api/v1/posts/{id}", "get", "429"),  # no throttle
         ("/api/v1/hello/protected", "get", "403"),  # only IsAuthenticated, and a safe method
+        ("/api/v1/results/{task_id}/{kind}", "get", "406"),  # a file answers any Accept
     ],
 )
 def test_answers_a_view_cannot_give_are_not_declared(schema, path, method, code):
@@ -262,6 +268,10 @@ def test_request_level_errors_carry_a_code(api_client, auth_client):
     unsupported = auth_client.post("/api/v1/posts", "x", content_type="text/plain")
     assert unsupported.status_code == 415
     assert unsupported.json()["code"] == "unsupported_media_type"
+    for accept in ("text/plain", ""):  # declared as 406 on every negotiating operation
+        refused = auth_client.get("/api/v1/auth/me", HTTP_ACCEPT=accept)
+        assert refused.status_code == 406
+        assert refused.json()["code"] == "not_acceptable"
 
 
 @pytest.mark.django_db
