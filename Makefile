@@ -2,11 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# requirements/prod.txt alone, as docker/Dockerfile installs it: what only dev.txt brings in is missing here.
+PROD_VENV ?= var/prod-venv
+PROD_BIN := $(PROD_VENV)/bin
 
-.PHONY: help install run test smoke fuzz schema lint format soak chaos
+.PHONY: help install run test smoke smoke-prod fuzz schema lint format soak chaos
 
 help:  ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements/base.txt requirements/dev.txt requirements/prod.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +27,15 @@ test: install  ## Run the test suite (uses DATABASE_URL / REDIS_URL when set)
 
 smoke: install  ## End-to-end smoke of the production topology (needs PostgreSQL, Redis, Chromium)
 	$(BIN)/python scripts/smoke
+
+$(PROD_BIN)/.installed: requirements/base.txt requirements/prod.txt
+	$(PYTHON) -m venv --clear $(PROD_VENV)
+	$(PROD_BIN)/pip install --quiet -r requirements/prod.txt
+	touch $@
+
+smoke-prod: $(PROD_BIN)/.installed  ## The smoke in a venv of requirements/prod.txt alone (var/prod-venv), after pip check
+	$(PROD_BIN)/pip check
+	SMOKE_VENV=$(PROD_VENV) $(PROD_BIN)/python scripts/smoke
 
 fuzz: install  ## schemathesis against a started server, JWT and API key, every check (needs PostgreSQL, Redis)
 	$(BIN)/python scripts/fuzz

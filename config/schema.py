@@ -13,8 +13,12 @@ status its view can answer, read off what the view is made of rather than writte
   also names the scope an API key needs (`x-api-key-scope`, and a sentence in its description).
 - 404: a route with a path parameter (the object may not exist or not be yours), or a numbered page
   past the last.
+- 406: the view negotiates its answer's media type (DRF's default): an `Accept` header naming none it
+  renders (`text/plain`, or an empty one) is refused.
 - 413 and 415: the operation reads a request body (too large; a content type no parser reads).
 - 429 (`Retry-After`): the view has throttles.
+- 414 and 431, on every operation: a request line or headers over the HTTP server's limits. gunicorn
+  answers them before the request reaches Django, with a small HTML page, not the JSON error body.
 
 Request bodies are documented as JSON (see `map_parsers`). Codes that cannot be read off the view
 (409 conflicts, a service's own 400/429) are declared where the view raises them,
@@ -26,6 +30,7 @@ from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import pagination, serializers
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.settings import api_settings
 
@@ -41,8 +46,8 @@ ERROR = {
         "code": {
             "type": "string",
             "description": "Machine-readable: `not_authenticated`, `authentication_failed`, `permission_denied`, "
-            "`reauth_required`, `insufficient_scope`, `not_found`, `conflict`, `throttled`, `parse_error`, "
-            "`unsupported_media_type`, `request_too_large`, ...",
+            "`reauth_required`, `insufficient_scope`, `not_found`, `not_acceptable`, `conflict`, `throttled`, "
+            "`parse_error`, `unsupported_media_type`, `request_too_large`, ...",
         },
     },
     "required": ["detail", "code"],
@@ -76,10 +81,21 @@ DEFAULT_DESCRIPTIONS = {
     "401": "Missing, invalid, expired or revoked credentials",
     "403": "Authenticated, but not allowed",
     "404": "Not found, or not yours",
+    "406": "The `Accept` header names no media type this operation answers with",
     "409": "Conflict with the current state",
     "413": "Request body too large",
     "415": "Unsupported content type of the body",
     "429": "Too many requests: wait `Retry-After` seconds",
+}
+# gunicorn's limits (its defaults: config/gunicorn.py leaves them, config/tests/test_deployment.py checks them).
+REQUEST_LINE_LIMIT = 4094
+HEADER_FIELD_SIZE_LIMIT = 8190
+HEADER_FIELDS_LIMIT = 100
+SERVER_DESCRIPTIONS = {
+    "414": f"Request line (method, path and query string) over {REQUEST_LINE_LIMIT} bytes: "
+    "refused by the HTTP server with an HTML page",
+    "431": f"A header over {HEADER_FIELD_SIZE_LIMIT} bytes, or more than {HEADER_FIELDS_LIMIT} headers: "
+    "refused by the HTTP server with an HTML page",
 }
 # As drf-spectacular: OpenAPI 3.0 gives DELETE no body (one that reads a body declares its 400 itself).
 NO_NUL = "^[^\\u0000]*$"
@@ -156,11 +172,13 @@ class AutoSchema(SpectacularAutoSchema):
             codes.append("403")
         if "{" in self.path or isinstance(paginator, pagination.PageNumberPagination):
             codes.append("404")
+        if isinstance(self.view.get_content_negotiator(), DefaultContentNegotiation):
+            codes.append("406")
         if self._has_request_body():
             codes += ["413", "415"]
         if self.view.get_throttles():
             codes.append("429")
-        return codes
+        return [*codes, *SERVER_DESCRIPTIONS]
 
     def _can_forbid(self) -> bool:
         plain = (AllowAny, IsAuthenticated)
@@ -199,6 +217,8 @@ class AutoSchema(SpectacularAutoSchema):
         return component.ref
 
     def _error_response(self, code: str, description: str | None) -> dict:
+        if code in SERVER_DESCRIPTIONS:
+            return {"content": {"text/html": {"schema": {"type": "string"}}}, "description": SERVER_DESCRIPTIONS[code]}
         error = self._component("Error", ERROR)
         schema = {"anyOf": [self._component("ValidationError", VALIDATION_ERROR), error]} if code == "400" else error
         response = {

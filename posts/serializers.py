@@ -49,8 +49,14 @@ class PostListQuerySerializer(serializers.Serializer):
     """Filters of the post list."""
 
     mine = QueryBooleanField(required=False, default=False, help_text="Only the caller's own posts.")
+    # Checked as the schema states it (at most 150 characters, no NUL), on the value as given: trimming
+    # first would accept 151 characters ending in spaces. A username has no spaces, so " bob" is no one's.
     author = serializers.CharField(
-        required=False, allow_blank=True, max_length=150, help_text="Only posts of this username (any case)."
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=150,
+        help_text="Only posts of this username (any case).",
     )
 
 

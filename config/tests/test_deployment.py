@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.management import get_commands
 from django.urls import resolve
 
-from config import views
+from config import schema, views
 from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -346,7 +346,8 @@ def load_gunicorn_settings(tmp_path, **env) -> dict:
         "for key, value in values.items():\n"
         "    if key in cfg.settings: cfg.set(key, value)\n"
         "out = {k: cfg.settings[k].get() for k in ('bind', 'workers', 'timeout', 'graceful_timeout', 'accesslog',"
-        " 'errorlog', 'keepalive', 'control_socket_disable')}\n"
+        " 'errorlog', 'keepalive', 'control_socket_disable', 'limit_request_line', 'limit_request_field_size',"
+        " 'limit_request_fields')}\n"
         "out['logger_class'] = cfg.logger_class.__module__ + '.' + cfg.logger_class.__name__\n"
         "out['DJANGO_SETTINGS_MODULE'] = os.environ['DJANGO_SETTINGS_MODULE']\n"
         "out['cpus'] = len(os.sched_getaffinity(0))\n"
@@ -376,6 +377,9 @@ def test_gunicorn_config_workers_from_cpus_timeouts_and_json_logs(tmp_path):
     assert loaded["logger_class"] == "config.logging.GunicornJSONLogger"
     assert loaded["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
     assert loaded["control_socket_disable"] is True
+    # The limits docs/openapi.yaml states with its 414 and 431 (config/schema.py).
+    limits = (loaded["limit_request_line"], loaded["limit_request_field_size"], loaded["limit_request_fields"])
+    assert limits == (schema.REQUEST_LINE_LIMIT, schema.HEADER_FIELD_SIZE_LIMIT, schema.HEADER_FIELDS_LIMIT)
     tuned = load_gunicorn_settings(
         tmp_path, WEB_CONCURRENCY="5", GUNICORN_TIMEOUT="60", PORT="9000", DJANGO_SETTINGS_MODULE="config.settings.base"
     )
@@ -446,6 +450,14 @@ def test_gunicorn_serves_production_with_json_access_log_healthcheck_and_gracefu
         with pytest.raises(urllib.error.HTTPError) as redirect:
             opener.open(other, timeout=10)
         assert redirect.value.code == 301 and redirect.value.headers["Location"].startswith("https://")
+        # Over the request line limit: gunicorn's own 414, the HTML page docs/openapi.yaml declares.
+        too_long = urllib.request.Request(
+            f"http://127.0.0.1:{port}/health/live?q={'x' * schema.REQUEST_LINE_LIMIT}",
+            headers={"Host": "api.example.com"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(too_long, timeout=10)
+        assert refused.value.code == 414 and refused.value.headers["Content-Type"] == "text/html"
         assert probe_against_closed_port(env).returncode == 1
     finally:
         server.send_signal(signal.SIGTERM)

@@ -6,12 +6,15 @@ import uuid
 import pytest
 from django.urls import resolve
 from drf_spectacular.generators import SchemaGenerator
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from config import scopes
 from config.permissions import APIKeyScope
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+# Answered by gunicorn for any path, before a view runs.
+SERVER_CODES = {"414", "431"}
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +58,11 @@ def expected_codes(path: str, method: str, operation: dict) -> set[str]:
             codes.add("403")
     if "{" in path:
         codes.add("404")
+    if view.content_negotiation_class is DefaultContentNegotiation:
+        codes.add("406")
     if view.get_throttles():
         codes.add("429")
-    return codes
+    return codes | SERVER_CODES
 
 
 def test_every_operation_declares_each_error_its_view_can_answer(schema):
@@ -73,7 +78,7 @@ def test_every_error_response_has_the_error_body_and_its_header(schema):
     checked = 0
     for path, method, operation in operations(schema):
         for code, response in operation["responses"].items():
-            if not code.startswith("4"):
+            if not code.startswith("4") or code in SERVER_CODES:
                 continue
             body = response["content"]["application/json"]["schema"]
             if code == "400":
@@ -86,6 +91,17 @@ def test_every_error_response_has_the_error_body_and_its_header(schema):
                 assert response["headers"]["Retry-After"]["schema"]["type"] == "integer", (path, method)
             checked += 1
     assert checked > 200  # every operation has several
+
+
+def test_the_http_servers_own_refusals_are_declared_as_html_on_every_operation(schema):
+    """gunicorn's 414 and 431 come before Django: an HTML page (config/tests/test_deployment.py sees one)."""
+    for path, method, operation in operations(schema):
+        for code in SERVER_CODES:
+            assert operation["responses"][code]["content"] == {"text/html": {"schema": {"type": "string"}}}, (
+                path,
+                method,
+                code,
+            )
 
 
 def test_error_components_require_a_detail_and_a_code(schema):
@@ -109,6 +125,8 @@ def test_error_components_require_a_detail_and_a_code(schema):
         ("/api/v1/posts", "post", "413"),
         ("/api/v1/posts/{id}", "get", "404"),
         ("/api/v1/tasks", "get", "400"),
+        ("/api/v1/auth/logout-all", "post", "406"),  # found by the fuzzer: `Accept:` empty
+        ("/api/v1/hello", "get", "406"),
     ],
 )
 def test_known_answers_are_declared(schema, path, method, code):
@@ -123,6 +141,7 @@ def test_known_answers_are_declared(schema, path, method, code):
         ("/api/v1/auth/me", "get", "404"),  # no lookup
         ("/api/v1/posts/{id}", "get", "429"),  # no throttle
         ("/api/v1/hello/protected", "get", "403"),  # only IsAuthenticated, and a safe method
+        ("/api/v1/results/{task_id}/{kind}", "get", "406"),  # a file answers any Accept
     ],
 )
 def test_answers_a_view_cannot_give_are_not_declared(schema, path, method, code):
@@ -249,6 +268,10 @@ def test_request_level_errors_carry_a_code(api_client, auth_client):
     unsupported = auth_client.post("/api/v1/posts", "x", content_type="text/plain")
     assert unsupported.status_code == 415
     assert unsupported.json()["code"] == "unsupported_media_type"
+    for accept in ("text/plain", ""):  # declared as 406 on every negotiating operation
+        refused = auth_client.get("/api/v1/auth/me", HTTP_ACCEPT=accept)
+        assert refused.status_code == 406
+        assert refused.json()["code"] == "not_acceptable"
 
 
 @pytest.mark.django_db

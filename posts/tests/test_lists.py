@@ -107,6 +107,8 @@ def test_author_filter_matches_the_username_in_any_case(auth_client, user, other
     assert ids(auth_client.get(f"{POSTS}?author=BoB")) == newest_first(bobs)
     assert ids(auth_client.get(f"{POSTS}?author=nobody")) == []
     assert len(ids(auth_client.get(f"{POSTS}?author="))) == 5  # blank: no filter
+    # The value as given, spaces included (the schema's string): no username has any.
+    assert ids(auth_client.get(f"{POSTS}?author=bob%20")) == []
 
 
 def test_mine_and_author_together_intersect(auth_client, user, other_user):
@@ -126,7 +128,13 @@ def test_filters_survive_into_the_next_link(auth_client, user, other_user):
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("mine=maybe", "mine"), ("author=" + "x" * 151, "author")],
+    [
+        pytest.param("mine=maybe", "mine", id="mine-not-boolean"),
+        pytest.param("author=" + "x" * 151, "author", id="author-too-long"),
+        # Over the schema's maxLength of 150 however much of it is spaces (once accepted: trimmed to 1).
+        pytest.param("author=x" + "%20" * 150, "author", id="author-too-long-with-spaces"),
+        pytest.param("author=%00", "author", id="author-nul"),
+    ],
 )
 def test_bad_filters_are_400(auth_client, query, field):
     response = auth_client.get(f"{POSTS}?{query}")
