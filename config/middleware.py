@@ -1,13 +1,20 @@
 """Request id: every request gets one, every log line written while serving it carries it, and the
-response hands it back in ``X-Request-ID`` so a client can quote it in a bug report."""
+response hands it back in ``X-Request-ID`` so a client can quote it in a bug report. And the answer of a
+request that needed the database while it could not be reached: a 503, not a 500.
+"""
 
+import logging
 import re
 import uuid
 
 from django.core.signals import request_finished
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
 
 from config.logging import request_id_var
 from config.requests import current_request
+
+logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is kept only when it cannot break a log line or a header: a proxy's or a
@@ -50,3 +57,35 @@ def _clear_request_id(**kwargs):
 
 
 request_finished.connect(_clear_request_id, dispatch_uid="config.middleware.clear_request_id")
+
+
+# A PostgreSQL restart takes a few seconds; the next request opens a new connection (CONN_HEALTH_CHECKS).
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailableMiddleware:
+    """A view (any: the API's, the admin's) that fails because the database cannot be reached or the connection
+    broke answers 503 `{"detail", "code": "database_unavailable"}` with Retry-After, instead of a 500.
+
+    OperationalError is what the driver raises for a refused or lost connection (and for a deadlock or a
+    cancelled statement, which a retry also cures); InterfaceError for a connection it had already closed.
+    DRF's exception handler leaves both to Django, which hands them here. Django then closes the broken
+    connection at the end of the request, so the next one connects again: recovery needs no restart.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.warning("database unavailable: %s %s: %s", request.method, request.path, exception)
+        response = JsonResponse(
+            {"detail": "The database is unavailable; try again shortly.", "code": "database_unavailable"},
+            status=503,
+        )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
