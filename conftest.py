@@ -8,6 +8,7 @@ passes on skipped work.
 
 import os
 import shutil
+import socket
 
 import pytest
 from django.conf import settings
@@ -16,6 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts import services as account_services
 from accounts.models import User
+from config.fallback_cache import request_cache
 from config.local_cache import auth_cache
 
 TEST_PASSWORD = "correct horse battery staple"
@@ -108,9 +110,20 @@ def _clear_cache():
     database rolls back, and a rolled-back change publishes no invalidation on commit)."""
     cache.clear()
     auth_cache().clear()
+    request_cache.clear()
     yield
     cache.clear()
     auth_cache().clear()
+    request_cache.clear()
+
+
+@pytest.fixture
+def silent_redis_url():
+    """A Redis URL whose port accepts connections and never answers: a frozen Redis, a half-open connection."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
 from django.contrib.auth.models import update_last_login
 from django.contrib.auth.tokens import default_token_generator as password_reset_token
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
@@ -37,6 +36,7 @@ from accounts.models import (
 from accounts.tokens import SESSION_CLAIM, SessionAccessToken, SessionRefreshToken, email_verification_token
 from config import crypto
 from config.errors import AuthenticationError, Conflict, InvalidInput, ServiceError
+from config.fallback_cache import request_cache
 from config.local_cache import auth_cache, user_tag
 from config.requests import current_client
 
@@ -612,7 +612,7 @@ def auth_email_verified_check(*, user: User, request=None) -> None:
     if verification_is_mandatory() and user.email and not user.email_verified:
         # Only someone who knows the password gets here, so this tells a stranger nothing. The account cannot
         # log in to ask for another link, so the refusal sends one (at most one per VERIFY_ON_LOGIN_SECONDS).
-        if request is not None and cache.add(f"verify-on-login:{user.pk}", 1, timeout=VERIFY_ON_LOGIN_SECONDS):
+        if request is not None and request_cache.add(f"verify-on-login:{user.pk}", 1, timeout=VERIFY_ON_LOGIN_SECONDS):
             email_verification_send(user=user, origin=request_origin(request))
         raise EmailUnverified()
 

@@ -21,12 +21,12 @@ import hashlib
 import time
 import unicodedata
 
-from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from accounts import selectors
 from config.errors import QuotaExceeded
+from config.fallback_cache import request_cache
 from config.requests import client_ip
 
 LOGIN_THROTTLED = "Too many failed login attempts; try again later."
@@ -52,6 +52,8 @@ def _submitted(request, name: str):
 
 
 class _ScopedThrottle(SimpleRateThrottle):
+    # Redis down: counted in each process's memory, neither a 500 nor no limit (config/fallback_cache.py).
+    cache = request_cache
     kind = ""
 
     def scope_for(self, view) -> str:
@@ -148,7 +150,7 @@ class _FailureBudget:
         self.limit, self.duration = SimpleRateThrottle.parse_rate(None, rate) if rate else (None, None)
 
     def _history(self, now: float) -> list[float]:
-        return [at for at in cache.get(self.key, []) if at > now - self.duration]
+        return [at for at in request_cache.get(self.key, []) if at > now - self.duration]
 
     def wait(self) -> float | None:
         """None while failures are below the limit, else the seconds until the oldest one leaves the window."""
@@ -164,7 +166,7 @@ class _FailureBudget:
         if self.limit is None:
             return
         now = time.time()
-        cache.set(self.key, [*self._history(now), now], self.duration)
+        request_cache.set(self.key, [*self._history(now), now], self.duration)
 
 
 class LoginFailures:

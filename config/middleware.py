@@ -1,14 +1,21 @@
 """Request id: every request gets one, every log line written while serving it carries it, and the
-response hands it back in ``X-Request-ID`` so a client can quote it in a bug report."""
+response hands it back in ``X-Request-ID`` so a client can quote it in a bug report. And the answer of a
+request that needed the database while it could not be reached: a 503, not a 500.
+"""
 
+import logging
 import re
 import uuid
 
 from django.contrib.messages.middleware import MessageMiddleware
 from django.core.signals import request_finished
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
 
 from config.logging import request_id_var
 from config.requests import current_request
+
+logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 API_PATH_PREFIX = "/api/"
@@ -65,3 +72,35 @@ class PageMessageMiddleware(MessageMiddleware):
     def process_request(self, request):
         if not request.path_info.startswith(API_PATH_PREFIX):
             super().process_request(request)
+
+
+# A PostgreSQL restart takes a few seconds; the next request opens a new connection (CONN_HEALTH_CHECKS).
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailableMiddleware:
+    """A view (any: the API's, the admin's) that fails because the database cannot be reached or the connection
+    broke answers 503 `{"detail", "code": "database_unavailable"}` with Retry-After, instead of a 500.
+
+    OperationalError is what the driver raises for a refused or lost connection (and for a deadlock or a
+    cancelled statement, which a retry also cures); InterfaceError for a connection it had already closed.
+    DRF's exception handler leaves both to Django, which hands them here. Django then closes the broken
+    connection at the end of the request, so the next one connects again: recovery needs no restart.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.warning("database unavailable: %s %s: %s", request.method, request.path, exception)
+        response = JsonResponse(
+            {"detail": "The database is unavailable; try again shortly.", "code": "database_unavailable"},
+            status=503,
+        )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response

@@ -53,6 +53,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # ------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # libpq waits for a connection without limit: an unreachable database host would hold each request for
+    # the operating system's TCP timeout (minutes) instead of answering 503 (config/middleware.py).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The worker and beat are separate processes writing the same SQLite file as the web
     # server: wait for the lock instead of failing ("database is locked"), take the write
@@ -106,6 +112,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=102
 MIDDLEWARE = [
     # First, so that every line logged while serving a request carries its id (config/logging.py).
     "config.middleware.RequestIDMiddleware",
+    # A view that cannot reach the database answers 503 with Retry-After, not 500.
+    "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -508,11 +516,20 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
+else:
+    # A Redis broker that refuses connections fails a publish at once; one that hangs (frozen, a half-open
+    # connection) would hold the web worker that publishes forever (kombu's default is no socket timeout).
+    # The worker's BRPOP waits 1 s for a message, so 3 s of silence means a dead connection.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 3}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A publish is retried once, at once (a pooled connection that Redis closed by restarting is replaced), then
+# fails: the web request that queued a run answers anyway, and the run is sent again by the sweeper
+# (tasks/services/scheduling.py). Celery's default, three retries 0.2 s apart, only makes the request slower.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0}
 CELERY_TIMEZONE = TIME_ZONE
 # Reliability: a message is acknowledged only once its job finished, and given back when
 # the worker process dies; one message at a time per worker process (with acks_late the message

@@ -11,7 +11,8 @@ Fairness: the broker is first in, first out, so a user who queues ten runs would
 all ahead of another user's one. Only TASKS_DISPATCH_PER_USER of a user's queued runs are sent
 at a time; the others are *held* (`queued`, `enqueued_at` NULL) and sent, oldest first, as the
 user's runs end. The sweeper dispatches held runs of users with a free slot too, so a hand-off
-lost to a crash between the commit and the send heals itself.
+lost to a crash between the commit and the send heals itself. A run whose message could not be sent
+(the broker down) is held again, so the first sweep after the broker is back sends it.
 """
 
 import logging
@@ -21,7 +22,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -130,24 +131,42 @@ def run_charges_prune(now) -> int:
 # ------------------------------------------------------------------------------
 
 
-def _send_run(task_id: int, run_number: int) -> None:
+def _send_run(task_id: int, run_number: int, enqueued_at) -> None:
     try:
         config.celery_app.send_task(RUN_JOB, args=(task_id, run_number))
     except Exception:  # a broker outage must not turn a committed 202 into a 500
-        # The run stays queued; the sweeper sends it again (TASKS_QUEUE_RESEND_AFTER).
         logger.exception(
-            "could not send run %s of task %s to the broker; the sweeper will resend it", run_number, task_id
+            "could not send run %s of task %s to the broker; it is held until a sweep", run_number, task_id
         )
+        _hold_unsent(task_id, run_number, enqueued_at)
+
+
+def _hold_unsent(task_id: int, run_number: int, enqueued_at) -> None:
+    """A run whose message did not reach the broker goes back to held (no message exists), so the next sweep
+    sends it with the held runs: within TASKS_SWEEP_INTERVAL of the broker's return, not TASKS_QUEUE_RESEND_AFTER.
+
+    Conditional on the row being as this send left it: a worker that got the message after all (a publish that
+    timed out after Redis took it) has claimed the run, and a held run's message is ignored by the worker
+    anyway, so neither a loss nor a second run can come of it. No owner lock: moving a run from dispatched
+    to held only frees a slot, which the sweeper fills.
+    """
+    try:
+        Task.objects.filter(
+            pk=task_id, run_number=run_number, status=TaskStatus.QUEUED, enqueued_at=enqueued_at
+        ).update(dispatched_at=None, enqueued_at=None, updated_at=timezone.now())
+    except DatabaseError:  # the database is down too: the run keeps its message time, resent after RESEND_AFTER
+        logger.exception("could not hold unsent run %s of task %s", run_number, task_id)
 
 
 def run_send_on_commit(task: Task) -> None:
     """Send the task's current run to the workers once the transaction commits.
 
     After the commit, so that a worker never looks for a row it cannot see yet; a message
-    that is lost or duplicated is harmless (the sweeper resends, a second claim is a no-op).
+    that is lost or duplicated is harmless (the sweeper resends, a second claim is a no-op),
+    and one that cannot be sent is held again (`_hold_unsent`).
     """
-    task_id, run_number = task.pk, task.run_number
-    transaction.on_commit(lambda: _send_run(task_id, run_number))
+    task_id, run_number, enqueued_at = task.pk, task.run_number, task.enqueued_at
+    transaction.on_commit(lambda: _send_run(task_id, run_number, enqueued_at))
 
 
 def mark_dispatched(task: Task, now) -> None:
