@@ -9,7 +9,8 @@ from config.requests import bearer_token, client_ip, is_api_key
 
 
 class APIKeyAuthentication(BaseAuthentication):
-    """Authenticates as the key's owner (`request.user`); `request.auth` is the APIKey.
+    """Authenticates as the key's owner (`request.user`); `request.auth` is the key (`services.KeyState`: its
+    fields as authentication read them, frozen).
 
     Header only: a key in a query string would end up in access logs and browser history,
     so it is never read from there. Any credential this class claims (an X-API-Key header,
@@ -26,10 +27,9 @@ class APIKeyAuthentication(BaseAuthentication):
             if raw is None or not is_api_key(raw):
                 return None  # not ours: a JWT, a session cookie, or no credential at all
         try:
-            key = services.api_key_authenticate(raw_key=raw.strip(), ip_address=lambda: client_ip(request))
+            return services.api_key_authenticate(raw_key=raw.strip(), ip_address=lambda: client_ip(request))
         except AuthenticationError as error:
             raise exceptions.AuthenticationFailed(error.detail) from None
-        return key.owner, key
 
     def authenticate_header(self, request):
         return WWW_AUTHENTICATE

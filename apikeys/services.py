@@ -4,7 +4,9 @@ import copy
 import ipaddress
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -14,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import SecurityEventType
+from accounts.models import SecurityEventType, User
 from apikeys import keys
 from apikeys.models import EXPIRES_DAYS_MAX, EXPIRES_DAYS_MIN, NAME_MAX_LENGTH, APIKey
 from apikeys.selectors import api_key_active_count, api_key_by_hash
@@ -171,30 +173,71 @@ def api_key_row_changed(sender, instance, **kwargs) -> None:
     _forget_cached_keys(owner_id=instance.owner_id)
 
 
-def _copy_key(key: APIKey) -> APIKey:
-    """A copy of the key and of its owner that a request may change without changing the cached one."""
-    copied = copy.copy(key)
-    copied.owner = copy.copy(key.owner)
-    return copied
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """A key as authentication read it: `request.auth` of a request made with it. Frozen, so the cached one
+    is shared by every request of the process as it is: only the owner (`request.user`) is copied."""
+
+    scheme: ClassVar[str] = APIKey.scheme
+
+    id: int
+    owner_id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used: datetime | None
+
+    @classmethod
+    def of(cls, key: APIKey) -> "KeyState":
+        return cls(
+            id=key.pk,
+            owner_id=key.owner_id,
+            name=key.name,
+            prefix=key.prefix,
+            scopes=tuple(key.scopes),
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+            last_used=key.last_used,
+        )
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
-def _cache_key(key: APIKey, *, stamp: int | None) -> None:
-    auth_cache().put(("apikey", key.key_hash), key, tags=[user_tag(key.owner_id)], stamp=stamp, copy=_copy_key)
+def _copy_owner(cached: tuple[KeyState, User]) -> tuple[KeyState, User]:
+    """The key as it is (frozen) and a copy of its owner, which a request may change without changing the
+    cached one."""
+    key, owner = cached
+    return key, copy.copy(owner)
 
 
-def _load_key(key_hash: str) -> tuple[APIKey | None, int | None]:
-    """The key with its owner, and the cache stamp it was read under. Warm: no query; cold: one."""
+def _cache_key(key_hash: str, key: KeyState, owner: User, *, stamp: int | None) -> None:
+    auth_cache().put(("apikey", key_hash), (key, owner), tags=[user_tag(key.owner_id)], stamp=stamp, copy=_copy_owner)
+
+
+def _load_key(key_hash: str) -> tuple[KeyState | None, User | None, int | None]:
+    """The key, its owner and the cache stamp they were read under. Warm: no query; cold: one."""
     cached, stamp = auth_cache().get(("apikey", key_hash))
     if cached is not None:
-        return cached, stamp
-    key = api_key_by_hash(key_hash=key_hash)
-    if key is not None:
-        _cache_key(key, stamp=stamp)
-    return key, stamp
+        return *cached, stamp
+    row = api_key_by_hash(key_hash=key_hash)
+    if row is None:
+        return None, None, stamp
+    key = KeyState.of(row)
+    _cache_key(key_hash, key, row.owner, stamp=stamp)
+    return key, row.owner, stamp
 
 
-def _touch(key: APIKey, *, ip_address: str | Callable[[], str | None] | None, stamp: int | None = None) -> None:
-    """Record last use at most once per AUTH_LAST_SEEN_RESOLUTION_SECONDS, with one conditional UPDATE.
+def _touch(key: KeyState, *, ip_address: str | Callable[[], str | None] | None) -> KeyState:
+    """Record last use at most once per AUTH_LAST_SEEN_RESOLUTION_SECONDS, with one conditional UPDATE; returns
+    the key with the last_used written (the same key when nothing was).
 
     The WHERE clause makes concurrent requests of the same key write once between them,
     and the check before it makes most requests write nothing at all.
@@ -202,13 +245,12 @@ def _touch(key: APIKey, *, ip_address: str | Callable[[], str | None] | None, st
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.AUTH_LAST_SEEN_RESOLUTION_SECONDS)
     if key.last_used is not None and key.last_used > cutoff:
-        return
+        return key
     ip_address = _valid_ip(ip_address() if callable(ip_address) else ip_address)
-    APIKey.objects.filter(Q(last_used__isnull=True) | Q(last_used__lte=cutoff), pk=key.pk).update(
+    APIKey.objects.filter(Q(last_used__isnull=True) | Q(last_used__lte=cutoff), pk=key.id).update(
         last_used=now, last_used_ip=ip_address
     )
-    key.last_used, key.last_used_ip = now, ip_address
-    _cache_key(key, stamp=stamp)  # kept only if nothing changed since it was read
+    return replace(key, last_used=now)
 
 
 def _valid_ip(value: str | None) -> str | None:
@@ -219,8 +261,11 @@ def _valid_ip(value: str | None) -> str | None:
         return None
 
 
-def api_key_authenticate(*, raw_key: str, ip_address: str | Callable[[], str | None] | None = None) -> APIKey:
-    """The active key for `raw_key`, its owner joined (`key.owner`). Raises AuthenticationError otherwise.
+def api_key_authenticate(
+    *, raw_key: str, ip_address: str | Callable[[], str | None] | None = None
+) -> tuple[User, KeyState]:
+    """(the owner, the key) for an active `raw_key`: `request.user` and `request.auth`. Raises AuthenticationError
+    otherwise.
 
     `ip_address` may be a function: it is called only when last_used is written.
 
@@ -232,12 +277,15 @@ def api_key_authenticate(*, raw_key: str, ip_address: str | Callable[[], str | N
     """
     if not keys.is_well_formed(raw_key):
         raise AuthenticationError(KEY_MALFORMED)
-    key, stamp = _load_key(keys.hash_key(raw_key))
-    if key is None or not key.owner.is_active:
+    key_hash = keys.hash_key(raw_key)
+    key, owner, stamp = _load_key(key_hash)
+    if key is None or not owner.is_active:
         raise AuthenticationError(KEY_INVALID)
     if key.revoked_at is not None:
         raise AuthenticationError(KEY_REVOKED)
     if key.is_expired:
         raise AuthenticationError(KEY_EXPIRED)
-    _touch(key, ip_address=ip_address, stamp=stamp)
-    return key
+    touched = _touch(key, ip_address=ip_address)
+    if touched is not key:
+        _cache_key(key_hash, touched, owner, stamp=stamp)  # kept only if nothing changed since it was read
+    return owner, touched

@@ -1,5 +1,6 @@
 """X-API-Key authentication: where keys work, and every way they fail."""
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts import services as account_services
 from apikeys import keys, services
-from apikeys.models import APIKey
+from apikeys.services import KeyState
 from apikeys.tests.factories import (
     KEYS,
     ME,
@@ -64,8 +65,10 @@ def test_request_user_is_the_owner_and_request_auth_the_key(rf, api_key, user):
     request = Request(rf.get(PROTECTED, HTTP_X_API_KEY=api_key.plaintext))
     authenticated_user, auth = APIKeyAuthentication().authenticate(request)
     assert authenticated_user == user
-    assert isinstance(auth, APIKey) and auth.pk == api_key.pk
-    assert auth.scheme == "api_key"
+    assert isinstance(auth, KeyState) and auth.pk == api_key.pk
+    assert auth.scheme == "api_key" and auth.scopes == tuple(api_key.scopes)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # shared by the process's requests: nobody changes it
+        auth.revoked_at = None
 
 
 def test_admin_endpoints_accept_an_admins_key(make_user):

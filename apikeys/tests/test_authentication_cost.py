@@ -72,10 +72,10 @@ def test_a_key_is_one_query_joined_to_the_owner_cold_and_none_warm(api_key, djan
 def test_concurrent_writer_loses_the_conditional_update(api_key):
     """The UPDATE re-checks last_used in its WHERE: a request holding a stale row cannot write twice."""
     stale = APIKey.objects.select_related("owner").get(pk=api_key.pk)
-    fresh = services.api_key_authenticate(raw_key=api_key.plaintext)
+    _, fresh = services.api_key_authenticate(raw_key=api_key.plaintext)
     written = APIKey.objects.get(pk=api_key.pk).last_used
     assert fresh.last_used == written
-    services._touch(stale, ip_address="192.0.2.1")  # stale.last_used is None, but the row's is not
+    services._touch(services.KeyState.of(stale), ip_address="192.0.2.1")  # stale: last_used None, the row's not
     assert APIKey.objects.get(pk=api_key.pk).last_used == written
 
 
