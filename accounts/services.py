@@ -1,7 +1,6 @@
 """Accounts: every write and rule about users, login sessions and their tokens."""
 
 import contextlib
-import copy
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
@@ -37,7 +36,7 @@ from accounts.tokens import SESSION_CLAIM, SessionAccessToken, SessionRefreshTok
 from config import crypto
 from config.errors import AuthenticationError, Conflict, InvalidInput, ServiceError
 from config.fallback_cache import request_cache
-from config.local_cache import auth_cache, user_tag
+from config.local_cache import auth_cache, copy_user_of, user_tag
 from config.requests import current_client
 
 logger = logging.getLogger(__name__)
@@ -1141,13 +1140,6 @@ def _session_query(session_id) -> AuthSession | None:
         return None
 
 
-def _copy_user(cached: tuple[SessionState, User]) -> tuple[SessionState, User]:
-    """The session as it is (frozen) and a copy of its user, which a request may change without changing the
-    cached one (a view may set a field and fail before saving)."""
-    session, user = cached
-    return session, copy.copy(user)
-
-
 def _load_session(*, session_id: str) -> tuple[SessionState | None, User | None, int | None]:
     """The session, its user and the cache stamp they were read under. Warm: no query; cold: one."""
     cached, stamp = auth_cache().get(("session", session_id))
@@ -1163,7 +1155,7 @@ def _load_session(*, session_id: str) -> tuple[SessionState | None, User | None,
 
 def _cache_session(session: SessionState, user: User, *, stamp: int | None) -> None:
     auth_cache().put(
-        ("session", str(session.id)), (session, user), tags=[user_tag(session.user_id)], stamp=stamp, copy=_copy_user
+        ("session", str(session.id)), (session, user), tags=[user_tag(session.user_id)], stamp=stamp, copy=copy_user_of
     )
 
 

@@ -1,6 +1,5 @@
 """API keys: every write and rule about them. The API, the admin and the CLI all call these."""
 
-import copy
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from apikeys.models import EXPIRES_DAYS_MAX, EXPIRES_DAYS_MIN, NAME_MAX_LENGTH, 
 from apikeys.selectors import api_key_active_count, api_key_by_hash
 from config import scopes as scope_names
 from config.errors import AuthenticationError, ServiceError
-from config.local_cache import auth_cache, user_tag
+from config.local_cache import auth_cache, copy_user_of, user_tag
 
 logger = logging.getLogger(__name__)
 
@@ -211,15 +210,8 @@ class KeyState:
         return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
-def _copy_owner(cached: tuple[KeyState, User]) -> tuple[KeyState, User]:
-    """The key as it is (frozen) and a copy of its owner, which a request may change without changing the
-    cached one."""
-    key, owner = cached
-    return key, copy.copy(owner)
-
-
 def _cache_key(key_hash: str, key: KeyState, owner: User, *, stamp: int | None) -> None:
-    auth_cache().put(("apikey", key_hash), (key, owner), tags=[user_tag(key.owner_id)], stamp=stamp, copy=_copy_owner)
+    auth_cache().put(("apikey", key_hash), (key, owner), tags=[user_tag(key.owner_id)], stamp=stamp, copy=copy_user_of)
 
 
 def _load_key(key_hash: str) -> tuple[KeyState | None, User | None, int | None]:

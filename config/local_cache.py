@@ -26,6 +26,7 @@ silently cut (no reset, no error) keeps its entries until the operating system n
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import threading
@@ -256,6 +257,13 @@ class CoherentCache:
     def _forget_all(self) -> None:
         self._entries.clear()
         self._keys_by_tag.clear()
+
+
+def copy_user_of(entry: tuple[Any, Any]) -> tuple[Any, Any]:
+    """The `copy` of an entry (frozen state, user model): the state as it is, shared by every request of the
+    process, and a copy of the user, which a request may change without changing the cached one."""
+    state, user = entry
+    return state, copy.copy(user)
 
 
 def user_tag(user_id) -> str:
