@@ -9,7 +9,7 @@ and no credential ever written out.
 - ``JSONFormatter`` writes one JSON object per line; ``logging_config()`` builds the LOGGING dict the
   settings use; ``GunicornJSONLogger`` gives gunicorn's own error and access logs the same shape.
 
-Stdlib only at import time (gunicorn's master imports this before Django is set up).
+Stdlib and orjson only at import time (gunicorn's master imports this before Django is set up).
 """
 
 from __future__ import annotations
@@ -18,9 +18,13 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import os
 import re
 import sys
+import time
 import traceback
+
+import orjson
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -50,10 +54,22 @@ _PATTERNS = (
     ),
 )
 _SENSITIVE_KEY = re.compile(_SENSITIVE_NAMES, re.IGNORECASE)
+# Each pattern above matches only where one of these is (in any case): a scheme, a JWT's start, a key's prefix,
+# or the `:`/`=` after a name. Most text (a path, a user agent, a plain message) holds none, and looking for them
+# costs a tenth of the four substitutions (measured; the access log redacts two strings per request).
+_SECRET_MARKERS = ("bearer", "basic", "eyj", "sk_", ":", "=")
 
 
 def redact(text: str) -> str:
     """``text`` with every credential-looking value replaced by [REDACTED]."""
+    lowered = text.lower()
+    for marker in _SECRET_MARKERS:
+        if marker in lowered:
+            return _substitute_secrets(text)
+    return text
+
+
+def _substitute_secrets(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -134,6 +150,8 @@ class RequestContextFilter(logging.Filter):
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _EXTRA_SKIP = _RECORD_ATTRIBUTES | {"_redacted", "request_id", "task_id", "task_name"}
 _JSON_SCALARS = (str, int, float, bool, type(None))
+# One encoder for every line: json.dumps() with any option builds a new encoder per call (half the cost of a line).
+_encode_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 class JSONFormatter(logging.Formatter):
@@ -171,28 +189,37 @@ class JSONFormatter(logging.Formatter):
             entry["exc"] = redact(record.exc_text)
         if record.stack_info:
             entry["stack"] = redact(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _encode_json(entry)
+
+
+ACCESS_LOGGER = "gunicorn.access"
+
+
+def access_line(fields: dict, *, created: float, process: int, level: str = "INFO") -> str:
+    """gunicorn's access line for one request: the time, level, logger, message and process every line has, then
+    the fields ``GunicornJSONLogger.access`` built (each redacted already)."""
+    entry = {
+        "time": dt.datetime.fromtimestamp(created, tz=dt.UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": ACCESS_LOGGER,
+        "message": f"{fields['method']} {fields['path']} {fields['status']}",
+        "process": process,
+        **fields,
+    }
+    # orjson: a tenth of json's cost, and this is one line per request (the fields are plain values).
+    return orjson.dumps(entry, default=str).decode()
 
 
 class AccessLineFormatter(JSONFormatter):
-    """gunicorn's access lines: the fields ``GunicornJSONLogger.access`` built, and redacted one by one, written
-    as they are after the time, level, logger, message and process every line has. One such line per request:
-    JSONFormatter's pass over every attribute of the record and its second redaction of the message were
-    most of the line's cost (measured in docs/benchmark.md). Any other record is formatted as usual."""
+    """Access lines that go through logging (where a deployer's logconfig gives gunicorn.access handlers of its
+    own): written by ``access_line``, without JSONFormatter's pass over every attribute of the record and its
+    second redaction of the message. Any other record is formatted as usual."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "access_fields", None)
         if fields is None:
             return super().format(record)
-        entry = {
-            "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "process": record.process,
-            **fields,
-        }
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return access_line(fields, created=record.created, process=record.process, level=record.levelname)
 
 
 class PlainFormatter(logging.Formatter):
@@ -311,12 +338,17 @@ if _GunicornLogger is not None:
                     if getattr(handler, "_gunicorn", False):
                         handler.setFormatter(formatter)
                         handler.filters = [RedactSecretsFilter(), RequestContextFilter()]
+            # With `accesslog` ("-" or a file) the handlers are gunicorn's own, and a line built here is written
+            # straight to their streams: through logging (a record, two filters, the formatter) the line cost
+            # twice as much, a tenth of a public request (docs/benchmark.md). Handlers from a logconfig get records.
+            handlers = self.access_log.handlers
+            direct = bool(handlers) and all(getattr(handler, "_gunicorn", False) for handler in handlers)
+            self.access_streams = list(handlers) if direct else None
 
         def access(self, resp, req, environ, request_time):
             if not self.access_log_enabled:
                 return
             status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-            response_headers = dict((name.lower(), value) for name, value in (resp.headers or []))
             fields = {
                 "method": environ.get("REQUEST_METHOD"),
                 # The two values a client chooses freely; the others are gunicorn's or ours.
@@ -326,11 +358,30 @@ if _GunicornLogger is not None:
                 "duration_ms": round(request_time.total_seconds() * 1000, 1),
                 "remote_addr": environ.get("REMOTE_ADDR"),
                 "user_agent": redact(environ.get("HTTP_USER_AGENT") or ""),
-                "request_id": response_headers.get("x-request-id"),
+                "request_id": next((v for name, v in resp.headers or () if name.lower() == "x-request-id"), None),
             }
-            # Redacted above, field by field, so the filter and the formatter pass the line through as it is.
-            extra = {"access_fields": fields, "_redacted": True}
             try:
-                self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=extra)
+                if self.access_streams is not None:
+                    self._write_access_line(fields)
+                else:
+                    self._log_access_line(fields)
             except Exception:
                 self.error(traceback.format_exc())
+
+        def _write_access_line(self, fields):
+            line = access_line(fields, created=time.time(), process=os.getpid()) + "\n"
+            for handler in self.access_streams:
+                handler.acquire()  # as emit() does: gunicorn's reopen_files (SIGUSR1, log rotation) swaps the stream
+                try:
+                    handler.stream.write(line)
+                    handler.stream.flush()
+                finally:
+                    handler.release()
+
+        def _log_access_line(self, fields):
+            log = self.access_log
+            if log.isEnabledFor(logging.INFO):
+                # Redacted above, field by field, so the filter and the formatter pass the line through as it is.
+                extra = {"access_fields": fields, "_redacted": True}
+                args = (fields["method"], fields["path"], fields["status"])
+                log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "%s %s %s", args, None, extra=extra))

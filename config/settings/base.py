@@ -311,6 +311,8 @@ REST_FRAMEWORK = {
     # APIKeyScope: a request made with an API key needs the scope the view declares (config/scopes.py).
     # A view that sets its own permission_classes lists it too (a test walks the URLconf for it).
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "config.permissions.APIKeyScope"],
+    # DRF's two, the JSON one encoding with orjson (config/renderers.py).
+    "DEFAULT_RENDERER_CLASSES": ["config.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         # No multipart: no endpoint takes files (config/parsers.py).
         "config.parsers.SafeJSONParser",
@@ -380,6 +382,10 @@ SPECTACULAR_SETTINGS = {
 # CORS: https://github.com/adamchainz/django-cors-headers#configuration
 # ------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+if not CORS_ALLOWED_ORIGINS:
+    # No other origin may call the API: the middleware would add nothing but `Vary: origin` to every response,
+    # at 4% of a public request's instructions (docs/benchmark.md).
+    MIDDLEWARE.remove("corsheaders.middleware.CorsMiddleware")
 # Cookie mode (accounts/views.py) from another origin of the same site needs the browser to send the cookie.
 CORS_ALLOW_CREDENTIALS = env.bool("CORS_ALLOW_CREDENTIALS", default=False)
 CORS_ALLOW_HEADERS = (

@@ -208,7 +208,7 @@ def test_a_sane_request_id_is_kept_and_echoed(api_client, django_request_records
 @pytest.mark.parametrize(
     "incoming", [None, "", "short", "has space in it", "x" * 200, "id\nInjected: line", "-starts-with-dash"]
 )
-def test_a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_uuid(api_client, incoming):
+def test_a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_random_id(api_client, incoming):
     headers = {} if incoming is None else {"HTTP_X_REQUEST_ID": incoming}
     first = api_client.get("/health/live", **headers)["X-Request-ID"]
     second = api_client.get("/health/live", **headers)["X-Request-ID"]
@@ -328,3 +328,52 @@ def test_gunicorn_access_line_redacts_a_credential_in_the_path_or_the_user_agent
     assert key not in text and JWT not in text
     entry = json.loads(text)
     assert entry["path"] == f"/api/v1/sk_{REDACTED}" and entry["message"] == f"GET /api/v1/sk_{REDACTED} 404"
+
+
+def test_an_access_line_through_a_logconfig_handler_is_the_same_line():
+    """With handlers of a deployer's own (logconfig), the line goes through logging and its filters as a record."""
+    pytest.importorskip("gunicorn.glogging")
+    from config.logging import AccessLineFormatter
+
+    direct, direct_stream = _access_logger()
+    through_logging, _ = _access_logger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(AccessLineFormatter())
+    handler.filters = [RedactSecretsFilter(), RequestContextFilter()]
+    through_logging.access_log.handlers = [handler]
+    through_logging.access_streams = None
+
+    class Response:
+        status = "201 Created"
+        headers = [("X-Request-ID", "req-abcdef12")]
+        sent = 7
+
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": f"/api/v1/{JWT}", "REMOTE_ADDR": "10.0.0.7"}
+    for logger in (direct, through_logging):
+        logger.access(Response(), None, environ, timedelta(milliseconds=3))
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    (expected,) = [json.loads(text) for text in direct_stream.getvalue().splitlines()]
+    assert {**line, "time": None} == {**expected, "time": None}
+    assert line["path"] == f"/api/v1/{REDACTED}" and line["status"] == 201 and line["request_id"] == "req-abcdef12"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain text with no secret in it",
+        "/api/v1/posts/12",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0",
+        f"BEARER {JWT[:20]}xyz",
+        f"Basic dXNlcjpwYXNzd29yZA== and {API_KEY}",
+        f"/api/v1/{JWT}",
+        "token=abc123456789",
+        '{"Password": "hunter2"}',
+        "EYJ is not a JWT but eyJabcdef.ghijkl.mn is one",
+    ],
+)
+def test_the_shortcut_for_text_without_markers_redacts_as_the_full_substitution_does(text):
+    """redact() skips the four substitutions for text that holds none of the markers they need."""
+    from config.logging import _substitute_secrets
+
+    assert redact(text) == _substitute_secrets(text)

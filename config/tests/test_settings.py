@@ -146,3 +146,28 @@ def test_the_jwt_issuer_defaults_to_the_first_allowed_host(tmp_path):
     assert result.stdout.split() == ["https://auth.example.com", "gatehouse"], result.stderr
     result = run_django(code, tmp_path, **base, JWT_ISSUER="https://id.example.com", JWT_AUDIENCE="shop")
     assert result.stdout.split() == ["https://id.example.com", "shop"], result.stderr
+
+
+CORS_PREFLIGHT = """
+from django.test import Client
+from django.conf import settings
+response = Client().options(
+    "/api/v1/hello", HTTP_ORIGIN="https://app.example.com", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
+)
+print("corsheaders.middleware.CorsMiddleware" in settings.MIDDLEWARE, response.get("Access-Control-Allow-Origin"))
+"""
+
+
+def test_cors_answers_the_configured_origins_and_costs_nothing_without_them(tmp_path):
+    base = {"DJANGO_SETTINGS_MODULE": "config.settings.base", "ALLOWED_HOSTS": "testserver"}
+    configured = run_django(CORS_PREFLIGHT, tmp_path, **base, CORS_ALLOWED_ORIGINS="https://app.example.com")
+    assert configured.stdout.split() == ["True", "https://app.example.com"], configured.stderr
+    other = run_django(
+        CORS_PREFLIGHT.replace("https://app.example.com", "https://evil.example.com"),
+        tmp_path,
+        **base,
+        CORS_ALLOWED_ORIGINS="https://app.example.com",
+    )
+    assert other.stdout.split() == ["True", "None"], other.stderr
+    unconfigured = run_django(CORS_PREFLIGHT, tmp_path, **base)
+    assert unconfigured.stdout.split() == ["False", "None"], unconfigured.stderr
