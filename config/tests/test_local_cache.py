@@ -152,6 +152,7 @@ def test_cached_sessions_are_private_copies(user, login, client_for):
     first_user.is_staff = True  # changed in one request, never saved
     (same_session, second_user), _ = auth_cache().get(session_key)
     assert second_user.is_staff is False and second_user is not first_user
+    assert second_user._state is not first_user._state and second_user._state.db == first_user._state.db
     # The session part is frozen, so it is shared rather than copied.
     assert same_session is session
     with pytest.raises(dataclasses.FrozenInstanceError):
