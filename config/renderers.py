@@ -1,6 +1,6 @@
 """The API's JSON renderer: DRF's output, encoded by orjson.
 
-DRF's renderer builds a json.JSONEncoder for every response; that and the encoding were 3% of a public
+DRF's renderer builds a json.JSONEncoder for every response; that and the encoding were 2% of a public
 request's instructions (docs/benchmark.md). orjson writes the same compact UTF-8 document, and whatever it does not
 know itself (dates and times, decimals, lazy strings, querysets) goes to DRF's own encoder, so values render as
 they did. An indent asked for in the Accept header, or data orjson refuses (an integer beyond 64 bits), takes
